@@ -1,0 +1,121 @@
+"""Plumbing every stage shares: clear errors, atomic outputs, safe loaders.
+
+Nothing here imports TensorFlow, so light stages stay light.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+
+class PipelineError(Exception):
+    """A problem the user can fix; its text is the whole message they see."""
+
+
+def run_stage(name: str, main: Callable[[], None]) -> None:
+    """Run a stage's main(): one clear line on stderr and a non-zero exit on failure.
+
+    PipelineError means bad input (exit 1); Ctrl-C exits 130 without a traceback wall.
+    Any other exception is a bug, and keeps its traceback.
+    """
+    try:
+        main()
+    except PipelineError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; no output was written.", file=sys.stderr)
+        sys.exit(130)
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's C++ start-up notes (oneDNN, CPU flags); call before importing it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _temp_sibling(path: Path) -> Path:
+    """A hidden name beside `path`, keeping its suffix (Keras insists on `.keras`).
+
+    The name is fixed, so a leftover from a killed run is found and replaced next time.
+    """
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_output(path: Path, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write; move it onto `path` only if the block succeeds.
+
+    DVC caches whatever a stage leaves at its output paths, so a stage killed or failing
+    midway must leave nothing there: outputs appear complete, or not at all.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(path)
+    _remove(tmp)
+    if directory:
+        tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if directory:
+        _remove(path)  # a directory cannot be renamed onto a non-empty one
+    os.replace(tmp, path)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file safely (no object construction), with a readable error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found.") from None
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Load named arrays from an .npz; pickled objects are refused, never executed."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise PipelineError(
+                    f"{path} lacks {', '.join(missing)}; rerun `dvc repro` to rebuild it."
+                )
+            return {k: data[k] for k in keys}
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found; run `dvc repro` to build it.") from None
+    except ValueError as exc:  # numpy refuses object arrays without allow_pickle
+        raise PipelineError(
+            f"{path} holds pickled objects, which are refused ({exc}). "
+            "Delete it and rerun `dvc repro`."
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise PipelineError(
+            f"{path} is not a readable .npz ({exc}); rerun `dvc repro` to rebuild it."
+        ) from None
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write arrays to `path` atomically (uncompressed: loading speed beats disk here)."""
+    with atomic_output(path) as tmp:
+        np.savez(tmp, **arrays)

@@ -1,0 +1,91 @@
+"""Stage 3, train: the seed's dense network, trained seeded and deterministic on CPU.
+
+Reads data/processed/{train,val}.npz, logs per-epoch loss and accuracy with dvclive
+(reports/train/, shown by `dvc plots show`), and saves models/model.keras. Both
+outputs appear only when training finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stages.common import quiet_tensorflow, atomic_output, load_npz, run_stage
+from stages.params import TrainParams, read_params, train_params
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+
+def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Model":
+    """784 -> Dense relu x N -> Dropout -> Dense softmax, compiled as in the seed."""
+    import keras
+
+    model = keras.Sequential(name="mnist_mlp")
+    model.add(keras.Input(shape=(n_inputs,)))
+    for units in params.hidden_units:
+        model.add(keras.layers.Dense(units, activation=params.activation))
+    model.add(keras.layers.Dropout(params.dropout))
+    model.add(keras.layers.Dense(n_classes, activation="softmax"))
+    optimizer = keras.optimizers.get(
+        {"class_name": params.optimizer, "config": {"learning_rate": params.learning_rate}}
+    )
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+    return model
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train(
+    params: TrainParams,
+    train_xy: tuple["np.ndarray", "np.ndarray"],
+    val_xy: tuple["np.ndarray", "np.ndarray"],
+    log_dir: Path | None = None,
+) -> "keras.Model":
+    """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there."""
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    make_deterministic(params.seed)
+    model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
+    callbacks = []
+    if log_dir is not None:
+        live = Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+        callbacks.append(DVCLiveCallback(live=live))
+    model.fit(
+        *train_xy,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=val_xy,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder with train/val.npz")
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--log", type=Path, required=True, help="dvclive folder")
+    args = parser.parse_args()
+    quiet_tensorflow()
+    params = train_params(read_params())  # fail fast, before TensorFlow loads
+    train_set = load_npz(args.data / "train.npz", ("x", "y"))
+    val_set = load_npz(args.data / "val.npz", ("x", "y"))
+    with atomic_output(args.log, directory=True) as log_tmp, atomic_output(args.model) as model_tmp:
+        model = train(params, (train_set["x"], train_set["y"]), (val_set["x"], val_set["y"]), log_tmp)
+        model.save(model_tmp)
+
+
+if __name__ == "__main__":
+    run_stage("train", main)
