@@ -43,9 +43,11 @@ def most_confident_errors(y_true: np.ndarray, probs: np.ndarray, k: int) -> np.n
 def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[str] | None = None) -> None:
     import matplotlib.pyplot as plt
 
-    cols = int(np.ceil(np.sqrt(len(images))))
+    cols = max(1, int(np.ceil(np.sqrt(len(images)))))
     rows = max(1, int(np.ceil(len(images) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    if not len(images):  # e.g. no misclassified images: say so rather than fail
+        axes[0, 0].text(0.5, 0.5, "none", ha="center", va="center")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):

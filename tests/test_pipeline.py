@@ -1,0 +1,95 @@
+"""End to end: the real `dvc` CLI on a copy of the project in a temporary git repo.
+
+A tiny synthetic IDX dataset is served as DATA_MIRROR and added to the catalogue by
+configuration only; DVC's own output says which stages ran and which were skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (add_to_catalogue, catalogue_entry, copy_project, git, run, set_params,
+                           tool_env, write_dataset)
+
+STAGES = ("fetch", "preprocess", "train", "evaluate", "plot")
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def restored(output: str) -> set[str]:
+    return set(re.findall(r"Stage '(\w+)' is cached - skipping run", output))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    shas = write_dataset(tmp / "mirror" / "tiny", n_train=600, n_test=200)
+    proj = copy_project(tmp / "project")
+    add_to_catalogue(proj / "datasets.yaml", "tiny", catalogue_entry(shas))
+    set_params(proj / "params.yaml", dataset="tiny", epochs=2, batch_size=64,
+               plot={"samples": 4, "predictions": 4, "misclassified": 4})
+    git(proj, "commit", "-qam", "tiny dataset")
+    return proj, tool_env(DATA_MIRROR=str(tmp / "mirror"))
+
+
+def dvc(project: tuple[Path, dict[str, str]], *args: str) -> str:
+    proc = run(project[0], "dvc", *args, env=project[1])
+    return proc.stdout + proc.stderr
+
+
+def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
+    proj = project[0]
+    # 1. First repro runs everything.
+    assert ran(dvc(project, "repro")) == set(STAGES)
+    metrics = json.loads((proj / "reports" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.5  # the synthetic classes are learnable
+    assert {p.name for p in (proj / "reports" / "figures").iterdir()} >= {"confusion_matrix.png", "predictions.png"}
+
+    # 2. A second repro in a row runs nothing.
+    again = dvc(project, "repro")
+    assert ran(again) == set() and "up to date" in again
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "baseline")  # dvc.lock and the git-tracked metrics
+    assert "reports/metrics.json" in git(proj, "ls-files", "reports")
+    assert "models/model.keras" not in git(proj, "ls-files")  # DVC caches it, git does not
+
+    # 3. A new epoch count skips fetch and preprocess, reruns the rest.
+    out = dvc(project, "exp", "run", "-S", "epochs=3")
+    assert ran(out) == {"train", "evaluate", "plot"}
+    assert "Stage 'fetch' didn't change" in out and "Stage 'preprocess' didn't change" in out
+    diff = json.loads(dvc(project, "metrics", "diff", "--json"))
+    assert diff["reports/metrics.json"]["test.loss"]["diff"] != 0
+
+    # 4. A change that only affects the plots reruns plot alone.
+    assert ran(dvc(project, "exp", "run", "-S", "plot.samples=9")) == {"plot"}
+
+    # 5. Back to the committed params: train comes from the run cache, not retrained.
+    out = dvc(project, "exp", "run", "-S", "epochs=2", "-S", "plot.samples=4")
+    assert "train" in restored(out) and "train" not in ran(out)
+    diff = json.loads(dvc(project, "metrics", "diff", "--json"))
+    assert all(v["diff"] == 0 for v in diff.get("reports/metrics.json", {}).values())
+
+    # 6. The experiments table and the plots page work.
+    table = json.loads(dvc(project, "exp", "show", "--json"))
+    assert table and "epochs" in json.dumps(table)
+    dvc(project, "plots", "show", "-o", "plots_out")
+    assert (proj / "plots_out" / "index.html").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("DATA_MIRROR"), reason="needs DATA_MIRROR with MNIST")
+def test_real_mnist_reaches_the_seed_accuracy(tmp_path: Path) -> None:
+    """Default params on the real MNIST files reach the seed's accuracy."""
+    mirror = Path(os.environ["DATA_MIRROR"]).resolve()
+    assert (mirror / "mnist").is_dir(), f"DATA_MIRROR={mirror} has no mnist/ folder"
+    proj = copy_project(tmp_path / "project")
+    out = run(proj, "dvc", "repro", env=tool_env(DATA_MIRROR=str(mirror)))
+    assert ran(out.stdout) == set(STAGES)
+    metrics = json.loads((proj / "reports" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.975

@@ -1,0 +1,222 @@
+"""Unit tests of each stage's logic, on tiny data made here."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import catalogue, evaluate, params, plot, preprocess, train
+from tests.helpers import ROOT, catalogue_entry, idx_bytes, synthetic_digits, write_dataset
+
+DEFAULTS = params.read_params(ROOT / "params.yaml")
+
+
+# --- params and dvc.yaml agree ------------------------------------------------------------
+
+PARAM_LOADERS = {
+    "fetch": params.FetchParams,
+    "preprocess": params.PreprocessParams,
+    "train": params.TrainParams,
+    "plot": params.PlotParams,
+}
+
+
+def _stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate", "plot"])
+def test_dvc_yaml_declares_exactly_the_params_each_stage_reads(stage: str) -> None:
+    declared = {p.split(".")[-1] for p in _stages()[stage].get("params", [])}
+    loader = PARAM_LOADERS.get(stage)
+    read = set(loader.__dataclass_fields__) if loader else set()
+    assert declared == read
+
+
+@pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate", "plot"])
+def test_dvc_yaml_lists_every_project_module_a_stage_imports(stage: str) -> None:
+    """Follow `stages.*` imports transitively: each module must be a dep of the stage."""
+    deps = set(_stages()[stage]["deps"])
+    todo, seen = [f"stages/{stage}.py"], set()
+    while todo:
+        path = todo.pop()
+        seen.add(path)
+        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages"):
+                names = [node.module] if node.module != "stages" else [f"stages.{a.name}" for a in node.names]
+                for name in names:
+                    module = name.replace(".", "/") + ".py"
+                    if module not in seen:
+                        todo.append(module)
+    assert seen <= deps, f"missing deps: {seen - deps}"
+
+
+def test_default_params_are_the_seed_model() -> None:
+    p = params.train_params(DEFAULTS)
+    assert (p.epochs, p.batch_size, p.hidden_units, p.dropout, p.optimizer) == (20, 512, (128, 128), 0.05, "adam")
+    assert params.preprocess_params(DEFAULTS).dataset == "mnist"
+    assert params.plot_params(DEFAULTS).samples > 0
+
+
+# --- catalogue -----------------------------------------------------------------------------
+
+def test_catalogue_ships_mnist_and_fashion_mnist_with_checksums() -> None:
+    for name in ("mnist", "fashion_mnist"):
+        ds = catalogue.load_dataset(ROOT / "datasets.yaml", name)
+        assert len(ds.classes) == 10 and ds.mirrors
+        assert set(ds.files) == set(catalogue.ROLES)
+        assert all(len(f.sha256) == 64 for f in ds.files.values())
+
+
+# --- preprocess ----------------------------------------------------------------------------
+
+def test_parse_idx_round_trips_images() -> None:
+    images, _ = synthetic_digits(7, seed=3)
+    parsed = preprocess.parse_idx(idx_bytes(images, 0x803), 0x803, 3, "x")
+    np.testing.assert_array_equal(parsed, images)
+
+
+def test_to_features_scales_flattens_and_one_hots() -> None:
+    images = np.array([[[0] * 28] * 28, [[255] * 28] * 28], dtype=np.uint8)
+    x, y = preprocess.to_features(images, np.array([3, 9], dtype=np.uint8), 10)
+    assert x.shape == (2, 784) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
+    np.testing.assert_array_equal(y.argmax(1), [3, 9])
+    assert y.dtype == np.float32 and y.sum() == 2
+
+
+def test_split_is_seeded_stratified_and_disjoint() -> None:
+    labels = np.repeat(np.arange(10), 50)
+    train_idx, val_idx = preprocess.split_indices(labels, 0.2, seed=1)
+    assert len(np.intersect1d(train_idx, val_idx)) == 0
+    assert len(train_idx) + len(val_idx) == len(labels)
+    assert np.all(np.bincount(labels[val_idx]) == 10)  # 20% of every class
+    again = preprocess.split_indices(labels, 0.2, seed=1)[1]
+    other = preprocess.split_indices(labels, 0.2, seed=2)[1]
+    np.testing.assert_array_equal(val_idx, again)
+    assert not np.array_equal(val_idx, other)
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dataset run through the real preprocess(): data/processed/*.npz."""
+    root = tmp_path_factory.mktemp("tiny")
+    shas = write_dataset(root / "raw", n_train=500, n_test=100)
+    path = root / "datasets.yaml"
+    path.write_text(yaml.safe_dump({"tiny": catalogue_entry(shas)}))
+    ds = catalogue.load_dataset(path, "tiny")
+    preprocess.preprocess(ds, root / "raw", root / "processed", val_fraction=0.2, seed=0)
+    return root / "processed"
+
+
+def test_preprocess_writes_three_splits(processed: Path) -> None:
+    sizes = {}
+    for split in ("train", "val", "test"):
+        with np.load(processed / f"{split}.npz", allow_pickle=False) as d:
+            assert d["x"].shape[1] == 784 and d["y"].shape[1] == 10
+            assert d["x"].dtype == np.float32 and 0 <= d["x"].min() and d["x"].max() <= 1
+            assert list(d["classes"]) == [str(i) for i in range(10)]
+            sizes[split] = len(d["x"])
+    assert sizes == {"train": 400, "val": 100, "test": 100}
+    assert sorted(p.name for p in processed.parent.iterdir() if p.name.startswith(".")) == []
+
+
+# --- train ---------------------------------------------------------------------------------
+
+def _tiny_params(**changes: object) -> params.TrainParams:
+    raw = {**DEFAULTS, "epochs": 3, "batch_size": 64, **changes}
+    return params.train_params(raw)
+
+
+def _load(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(processed / f"{split}.npz", allow_pickle=False) as d:
+        return d["x"], d["y"]
+
+
+def test_model_is_the_seed_architecture() -> None:
+    model = train.build_model(params.train_params(DEFAULTS), 784, 10)
+    kinds = [(type(layer).__name__, getattr(layer, "units", None)) for layer in model.layers]
+    assert kinds == [("Dense", 128), ("Dense", 128), ("Dropout", None), ("Dense", 10)]
+    assert model.count_params() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
+    assert model.loss == "categorical_crossentropy"
+
+
+def test_training_learns_logs_and_is_deterministic(processed: Path, tmp_path: Path) -> None:
+    p = _tiny_params()
+    first = train.train(p, _load(processed, "train"), _load(processed, "val"), tmp_path / "log")
+    second = train.train(p, _load(processed, "train"), _load(processed, "val"))
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    logged = json.loads((tmp_path / "log" / "metrics.json").read_text())
+    assert logged["eval"]["accuracy"] > 0.8  # synthetic classes are easy
+    rows = (tmp_path / "log" / "plots" / "metrics" / "eval" / "loss.tsv").read_text().splitlines()
+    assert rows[0] == "step\tloss" and len(rows) == 1 + p.epochs
+    assert not (tmp_path / "dvc.yaml").exists()  # dvclive must not rewrite dvc.yaml
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+def test_score_matches_hand_computed_metrics() -> None:
+    y_true = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+    m = evaluate.score(y_true, probs, loss=0.5, classes=["a", "b"])
+    assert m["test"]["accuracy"] == 0.75
+    assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2}
+    assert m["per_class"]["b"]["precision"] == 0.666667
+    assert m["test"]["f1_macro"] == pytest.approx((2 / 3 + 0.8) / 2, abs=1e-6)
+
+
+def test_test_loss_is_categorical_cross_entropy() -> None:
+    y = np.eye(2, dtype=np.float32)
+    probs = np.array([[0.8, 0.2], [0.5, 0.5]], dtype=np.float32)
+    assert evaluate.test_loss(y, probs) == pytest.approx(-(np.log(0.8) + np.log(0.5)) / 2, rel=1e-5)
+
+
+def test_write_outputs_gives_one_csv_row_per_sample(tmp_path: Path) -> None:
+    y_true, probs = np.array([1, 0, 1]), np.array([[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]])
+    m = evaluate.score(y_true, probs, 0.1, ["zero", "one"])
+    paths = (tmp_path / "m.json", tmp_path / "p.csv", tmp_path / "probs.npz")
+    evaluate.write_outputs(m, y_true, probs, ["zero", "one"], *paths)
+    assert json.loads(paths[0].read_text()) == m
+    rows = list(csv.reader(paths[1].open()))
+    assert rows == [["actual", "predicted"], ["one", "one"], ["zero", "zero"], ["one", "zero"]]
+    with np.load(paths[2], allow_pickle=False) as d:
+        np.testing.assert_allclose(d["probs"], probs)
+
+
+# --- plot ----------------------------------------------------------------------------------
+
+def test_confusion_counts_true_rows_predicted_columns() -> None:
+    matrix = plot.confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3)
+    np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 0, 1]])
+
+
+def test_most_confident_errors_orders_wrong_predictions_by_confidence() -> None:
+    y_true = np.array([0, 0, 1, 1])
+    probs = np.array([[0.1, 0.9], [0.9, 0.1], [0.6, 0.4], [0.99, 0.01]])
+    np.testing.assert_array_equal(plot.most_confident_errors(y_true, probs, 5), [3, 0, 2])
+
+
+def test_make_figures_writes_every_png(processed: Path, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    for split in ("train", "eval"):
+        for metric in ("loss", "accuracy"):
+            (log / "plots" / "metrics" / split).mkdir(parents=True, exist_ok=True)
+            (log / "plots" / "metrics" / split / f"{metric}.tsv").write_text(f"step\t{metric}\n0\t0.5\n1\t0.4\n")
+    with np.load(processed / "test.npz", allow_pickle=False) as d:
+        test = {k: d[k] for k in ("x", "y", "classes")}
+    with np.load(processed / "train.npz", allow_pickle=False) as d:
+        train_set = {k: d[k] for k in ("x", "y")}
+    probs = np.random.default_rng(0).dirichlet(np.ones(10), size=len(test["y"])).astype(np.float32)
+    out = tmp_path / "figures"
+    out.mkdir()
+    plot.make_figures(params.plot_params(DEFAULTS), train_set, test, probs, log, out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["confusion_matrix.png", "misclassified.png", "predictions.png", "samples.png", "training.png"]
+    assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
