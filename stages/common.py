@@ -88,6 +88,12 @@ def load_yaml(path: Path) -> Any:
             return yaml.safe_load(f)
     except FileNotFoundError:
         raise PipelineError(f"{path} not found.") from None
+    except yaml.constructor.ConstructorError as exc:  # valid YAML, but asks for an object
+        line = f", line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise PipelineError(
+            f"{path}{line}: refused: {exc.problem}. Only plain data (numbers, strings, lists, "
+            "mappings) is read, never Python objects; remove the tag."
+        ) from None
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path} is not valid YAML: {exc}") from None
 

@@ -28,6 +28,12 @@ def load_model(path: Path) -> Any:
     try:
         return keras.models.load_model(path, safe_mode=True)
     except (OSError, ValueError) as exc:
+        if "safe_mode" in str(exc):  # Keras's advice (turn safe_mode off) is not ours to give
+            raise PipelineError(
+                f"{path} was refused: loading it would run code it carries "
+                f"({str(exc).split('. ')[0]}). Only models the train stage builds are loaded; "
+                "rebuild it with `dvc repro train`."
+            ) from None
         raise PipelineError(
             f"{path} is missing or not a valid Keras model ({exc}); run `dvc repro train`."
         ) from None

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,8 +84,15 @@ def set_params(params_file: Path, **values: object) -> None:
     params_file.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+SLOW_CHUNK, SLOW_DELAY_S = 64 * 1024, 0.01  # mode "slow": about 6 MB/s
+
+
 class MirrorHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a directory; `mode` (set per server) makes it misbehave on purpose."""
+    """Serves a directory; `mode` (set per server) makes it misbehave on purpose.
+
+    Modes: ok, 404, html (an error page with status 200), corrupt (first byte flipped),
+    truncated (half the bytes, then the connection closes), slow (the whole file, trickled).
+    """
 
     mode = "ok"
 
@@ -112,6 +120,18 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
             else:
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
+                self.close_connection = True
+        elif self.mode == "slow":  # trickles the file, so a test can kill a fetch midway
+            data = Path(self.translate_path(self.path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for start in range(0, len(data), SLOW_CHUNK):
+                    self.wfile.write(data[start : start + SLOW_CHUNK])
+                    self.wfile.flush()
+                    time.sleep(SLOW_DELAY_S)
+            except (BrokenPipeError, ConnectionResetError):  # the client was killed: expected
                 self.close_connection = True
         else:
             super().do_GET()
