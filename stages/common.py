@@ -38,8 +38,12 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
         sys.exit(130)
 
 
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's C++ start-up notes (oneDNN, CPU flags); call before importing it."""
+def use_keras_backend(name: str) -> None:
+    """Choose Keras' backend (the `backend` param) and hide TensorFlow's C++ start-up notes.
+
+    Must run before the first `import keras`: Keras reads KERAS_BACKEND once, on import.
+    """
+    os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from stages.common import quiet_tensorflow, PipelineError, atomic_output, load_npz, run_stage, save_npz
+from stages.common import PipelineError, atomic_output, load_npz, run_stage, save_npz, use_keras_backend
+from stages.params import evaluate_params, read_params
 
 # Inference only: a large batch does the same arithmetic in far fewer steps.
 EVAL_BATCH_SIZE = 4096
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--predictions", type=Path, required=True, help="actual,predicted CSV")
     parser.add_argument("--probs", type=Path, required=True, help=".npz of class probabilities")
     args = parser.parse_args()
-    quiet_tensorflow()
+    use_keras_backend(evaluate_params(read_params()).backend)
     test = load_npz(args.test, ("x", "y", "classes"))
     model = load_model(args.model)
     probs = model.predict(test["x"], batch_size=EVAL_BATCH_SIZE, verbose=0)

@@ -17,6 +17,7 @@ PARAMS_FILE = Path("params.yaml")
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "tanh", "sigmoid")
+BACKENDS = ("tensorflow", "jax")  # Keras 3 backends for train and evaluate
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class PreprocessParams:
 
 @dataclass(frozen=True)
 class TrainParams:
+    backend: str
     seed: int
     epochs: int
     batch_size: int
@@ -41,6 +43,11 @@ class TrainParams:
     hidden_units: tuple[int, ...]
     activation: str
     dropout: float
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    backend: str
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,7 @@ def preprocess_params(raw: dict[str, Any]) -> PreprocessParams:
 
 def train_params(raw: dict[str, Any]) -> TrainParams:
     return TrainParams(
+        backend=_choice(raw, "backend", BACKENDS),
         seed=_int(raw, "seed", minimum=0),
         epochs=_int(raw, "epochs"),
         batch_size=_int(raw, "batch_size"),
@@ -144,6 +152,10 @@ def train_params(raw: dict[str, Any]) -> TrainParams:
         activation=_choice(raw, "activation", ACTIVATIONS),
         dropout=_float(raw, "dropout", 0.0, 1.0, closed_low=True),
     )
+
+
+def evaluate_params(raw: dict[str, Any]) -> EvaluateParams:
+    return EvaluateParams(backend=_choice(raw, "backend", BACKENDS))
 
 
 def plot_params(raw: dict[str, Any]) -> PlotParams:

@@ -11,12 +11,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stages.common import quiet_tensorflow, atomic_output, load_npz, run_stage
+from stages.common import atomic_output, load_npz, run_stage, use_keras_backend
 from stages.params import TrainParams, read_params, train_params
 
 if TYPE_CHECKING:
     import keras
     import numpy as np
+    from dvclive import Live
 
 
 def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Model":
@@ -37,12 +38,37 @@ def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Mo
 
 
 def make_deterministic(seed: int) -> None:
-    """Seed Python, NumPy and the backend, and ask TensorFlow for deterministic ops."""
+    """Seed Python, NumPy and the backend; TensorFlow also needs deterministic ops asked for.
+
+    (JAX on CPU is deterministic as it is.)
+    """
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def epoch_logger(live: "Live") -> "keras.callbacks.Callback":
+    """Log each epoch's metrics to dvclive as train/<metric> and eval/<metric>.
+
+    dvclive's own Keras callback imports TensorFlow, which the JAX backend does not need.
+    """
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            for name, value in (logs or {}).items():
+                split, metric = ("eval", name[4:]) if name.startswith("val_") else ("train", name)
+                live.log_metric(f"{split}/{metric}", float(value))
+            live.next_step()
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            live.end()
+
+    return EpochLogger()
 
 
 def train(
@@ -53,14 +79,13 @@ def train(
 ) -> "keras.Model":
     """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there."""
     from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
 
     make_deterministic(params.seed)
     model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
     callbacks = []
     if log_dir is not None:
         live = Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-        callbacks.append(DVCLiveCallback(live=live))
+        callbacks.append(epoch_logger(live))
     model.fit(
         *train_xy,
         batch_size=params.batch_size,
@@ -78,8 +103,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
-    quiet_tensorflow()
     params = train_params(read_params())  # fail fast, before TensorFlow loads
+    use_keras_backend(params.backend)
     train_set = load_npz(args.data / "train.npz", ("x", "y"))
     val_set = load_npz(args.data / "val.npz", ("x", "y"))
     with atomic_output(args.log, directory=True) as log_tmp, atomic_output(args.model) as model_tmp:

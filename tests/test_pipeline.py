@@ -76,7 +76,11 @@ def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     diff = json.loads(dvc(project, "metrics", "diff", "--json"))
     assert all(v["diff"] == 0 for v in diff.get("reports/metrics.json", {}).values())
 
-    # 6. The experiments table and the plots page work.
+    # 6. The JAX backend is a param like any other: train, evaluate and plot rerun on it.
+    assert ran(dvc(project, "exp", "run", "-S", "backend=jax")) == {"train", "evaluate", "plot"}
+    assert json.loads((proj / "reports" / "metrics.json").read_text())["test"]["accuracy"] > 0.5
+
+    # 7. The experiments table and the plots page work.
     table = json.loads(dvc(project, "exp", "show", "--json"))
     assert table and "epochs" in json.dumps(table)
     dvc(project, "plots", "show", "-o", "plots_out")

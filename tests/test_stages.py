@@ -23,6 +23,7 @@ PARAM_LOADERS = {
     "fetch": params.FetchParams,
     "preprocess": params.PreprocessParams,
     "train": params.TrainParams,
+    "evaluate": params.EvaluateParams,
     "plot": params.PlotParams,
 }
 
