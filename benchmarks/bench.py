@@ -152,7 +152,21 @@ def pair(work: Path, env: dict[str, str], i: int) -> dict:
     for n in r["noop"]:
         check("Data and pipelines are up to date." in n.text(), "`dvc repro` was not a no-op", n)
     shutil.rmtree(clone)
+    r["jax_dvc"], r["jax_accuracy"] = cold_jax(work / f"jax{i}", env)
     return r
+
+
+def cold_jax(clone: Path, env: dict[str, str]) -> tuple[Run, float]:
+    """The `backend: jax` option: a cold `dvc repro` in its own fresh clone."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    params = clone / "params.yaml"
+    params.write_text(re.sub(r"(?m)^backend: \w+", "backend: jax", params.read_text()))
+    result = run(["dvc", "repro"], clone, env)
+    check(all(f"Running stage '{s}'" in result.text() for s in STAGES),
+          "the cold JAX `dvc repro` did not run every stage", result)
+    accuracy = json.loads((clone / "reports/metrics.json").read_text())["test"]["accuracy"]
+    shutil.rmtree(clone)
+    return result, accuracy
 
 
 def spread(xs: list[float], fmt: str = ".2f", n: bool = False) -> str:
@@ -188,7 +202,7 @@ def header(pairs: int, quick: bool, load: float) -> list[str]:
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; commit {git('rev-parse', '--short', 'HEAD')}{dirty}",
         f"- CPU: {cpu}, {os.cpu_count()} cores; load average at start {load:.2f}",
         f"- Python {platform.python_version()}, TensorFlow {package('tensorflow-cpu', 'tensorflow')}, "
-        f"Keras {package('keras')}, DVC {package('dvc')}, numpy {package('numpy')}",
+        f"Keras {package('keras')}, JAX {package('jax')}, DVC {package('dvc')}, numpy {package('numpy')}",
         f"- {pairs} interleaved pair(s) (pipeline, plain, pipeline, plain, ...), each in a fresh "
         "`git clone` of HEAD with no outputs and an empty DVC cache; clone time not counted.", ""]
 
@@ -207,6 +221,8 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
     plain_epoch = [statistics.median(r["cold_plain"].epoch_times()) for r in results]
     rss = {s: max(r["cold_dvc"].stage(s)[1] for r in results) for s in STAGES}
     acc = [r["accuracy"] for r in results]
+    jax_ratio = [r["jax_dvc"].wall / r["cold_plain"].wall for r in results]
+    jax_epoch = [statistics.median(r["jax_dvc"].epoch_times()) for r in results]
     plain_acc = [r["plain_accuracy"] for r in results]
     cached = sum(r["revisit_cached"] for r in results)
     disk = ", ".join(f"`{p}` {first['disk'][p]:.0f} MB" for p in first["disk"])
@@ -231,6 +247,12 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
         ("f. Disk after a cold repro", "—", disk, "—"),
         ("g. Test accuracy of the cold runs", "≥ 0.975",
          f"pipeline {spread(acc, '.4f')}; plain script {spread(plain_acc, '.4f')}", verdict(min(acc) >= 0.975)),
+        ("h. Option `backend: jax`: cold `dvc repro` / plain script (TensorFlow)", "— (no target)",
+         f"{spread(jax_ratio, n=True)}; dvc {spread(walls('jax_dvc'), '.1f')} s; epoch "
+         f"{spread(jax_epoch, '.3f')} s = {100 * floor / statistics.median(jax_epoch):.0f}% of floor; "
+         f"train {spread([r['jax_dvc'].stage('train')[0] for r in results], '.1f')} s, "
+         f"evaluate {spread([r['jax_dvc'].stage('evaluate')[0] for r in results], '.1f')} s; "
+         f"test accuracy {spread([r['jax_accuracy'] for r in results], '.4f')}", "—"),
     ]
     note = (f"Floor: {n_params:,} parameters; FLOPs/epoch = 6·P·{first['n_train']:,} training samples "
             f"+ 2·P·{first['n_val']:,} validation samples (the measured epoch includes the validation "
@@ -271,6 +293,7 @@ def main() -> None:
         fail("set DATA_MIRROR to a folder holding mnist/<the four MNIST IDX .gz files>.")
     if missing := [f for f in MNIST_FILES if not (Path(mirror) / "mnist" / f).is_file()]:
         fail(f"{mirror}/mnist/ lacks {', '.join(missing)}.")
+    os.environ["DATA_MIRROR"] = str(Path(mirror).resolve())  # the clones live elsewhere
     load = os.getloadavg()[0]  # other work on the machine skews every number: record it
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         env = make_env(Path(tmp))

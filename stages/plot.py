@@ -53,7 +53,7 @@ def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[s
         if i < len(images):
             ax.imshow(images[i].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
             ax.set_title(titles[i], fontsize=8, color=(colors[i] if colors else "black"))
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92, wspace=0.1, hspace=0.35)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

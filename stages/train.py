@@ -1,5 +1,7 @@
 """Stage 3, train: the seed's dense network, trained seeded and deterministic on CPU.
 
+Keras runs on the backend the `backend` param names (TensorFlow by default, or JAX).
+
 Reads data/processed/{train,val}.npz, logs per-epoch loss and accuracy with dvclive
 (reports/train/, shown by `dvc plots show`), and saves models/model.keras. Both
 outputs appear only when training finishes.
@@ -78,12 +80,12 @@ def train(
     log_dir: Path | None = None,
 ) -> "keras.Model":
     """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there."""
-    from dvclive import Live
-
     make_deterministic(params.seed)
     model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
     callbacks = []
     if log_dir is not None:
+        from dvclive import Live
+
         live = Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
         callbacks.append(epoch_logger(live))
     model.fit(
