@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from stages.common import PipelineError, atomic_output, load_npz, run_stage, save_npz, use_keras_backend
+from stages.common import (PipelineError, atomic_output, load_npz, run_stage, save_npz,
+                           use_keras_backend)
 from stages.params import evaluate_params, read_params
 
 # Inference only: a large batch does the same arithmetic in far fewer steps.

@@ -120,12 +120,14 @@ def fetch(dataset: Dataset, out_dir: Path, data_mirror: str | None, timeout: flo
                     break
                 except SourceFailed as exc:
                     failures.append(f"  {base}/{remote.name}: {exc}")
-                    print(f"fetch: {failures[-1].strip()}; trying the next source", file=sys.stderr)
+                    if base != bases[-1]:
+                        print(f"fetch: {failures[-1].strip()}; trying the next source", file=sys.stderr)
             else:
                 tried = "\n".join(failures) or "  (no sources: the catalogue lists no mirrors)"
+                names = ", ".join(f.name for f in dataset.files.values())
                 raise PipelineError(
                     f"could not get {remote.name} of dataset {dataset.name!r}. Tried:\n{tried}\n"
-                    f"Without network, put the four files in <dir>/{dataset.name}/ and run with "
+                    f"Without network, put {names} in <dir>/{dataset.name}/ and run with "
                     "DATA_MIRROR=<dir> (a directory or a base URL), e.g. "
                     "`DATA_MIRROR=/path/to/data dvc repro`."
                 )
