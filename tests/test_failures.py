@@ -1,6 +1,6 @@
-"""Bad data, bad params and hostile files: each real stage, run as DVC runs it, must fail
+"""Bad data, bad params and hostile files: each real stage, run as DVC runs it, must fail.
 
-with exit status 1, one clear message naming the culprit and the fix (no traceback), and
+It must exit with status 1, one clear message naming the culprit and the fix (no traceback), and
 nothing half-written at its output path. Tiny synthetic data only; no network but 127.0.0.1.
 """
 
