@@ -81,6 +81,7 @@ def score(y_true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]
 def write_outputs(metrics: dict[str, Any], y_true: np.ndarray, probs: np.ndarray,
                   classes: list[str], metrics_path: Path, predictions_path: Path,
                   probs_path: Path) -> None:
+    """Write the three outputs, each atomically, so a failed run leaves none half-written."""
     with atomic_output(metrics_path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     with atomic_output(predictions_path) as tmp, open(tmp, "w", newline="") as f:

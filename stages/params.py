@@ -122,6 +122,7 @@ def _dataset(raw: dict[str, Any]) -> str:
 
 
 def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """The raw params mapping; each `*_params` function below then takes what its stage uses."""
     raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise PipelineError(f"{path} must be a mapping of keys to values.")

@@ -41,6 +41,7 @@ def most_confident_errors(y_true: np.ndarray, probs: np.ndarray, k: int) -> np.n
 
 
 def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[str] | None = None) -> None:
+    """A near-square grid of 28x28 images with one title each (red marks a wrong prediction)."""
     import matplotlib.pyplot as plt
 
     cols = max(1, int(np.ceil(np.sqrt(len(images)))))
@@ -89,6 +90,7 @@ def confusion_figure(path: Path, matrix: np.ndarray, classes: list[str]) -> None
 
 def make_figures(params: PlotParams, train: dict, test: dict, probs: np.ndarray,
                  train_log: Path, out_dir: Path) -> None:
+    """Draw all five figures into out_dir; random picks come from the `seed` param."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed

@@ -22,6 +22,7 @@ IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
 
 def read_gzip(path: Path) -> bytes:
+    """Decompress in memory: nothing is unpacked to disk outside data/raw/."""
     try:
         with gzip.open(path, "rb") as f:
             return f.read()
@@ -100,6 +101,7 @@ def split_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
 
 
 def preprocess(dataset: Dataset, raw_dir: Path, out_dir: Path, val_fraction: float, seed: int) -> None:
+    """Validate both raw splits, carve out validation, and write all three .npz at once."""
     files = {role: raw_dir / f.name for role, f in dataset.files.items()}
     n = len(dataset.classes)
     train_images, train_labels = load_split(files["train_images"], files["train_labels"], n)
