@@ -1,19 +1,40 @@
-# Two commands for a fresh machine with Python 3.11:
-#   make repro   create .venv, install requirements.txt, run the whole DVC pipeline
-#   make test    create .venv, install requirements.txt, run the test suite
-PYTHON ?= python3.11
+# Two commands for a fresh machine:
+#   make repro   create .venv from requirements.lock, run the whole DVC pipeline
+#   make test    create .venv from requirements.lock, run the test suite
+# Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
+# Installer: uv when it is on the PATH (several times faster), else pip; INSTALLER=pip forces pip.
+
+# Every pinned package has wheels for these (numpy 2.4 and jax 0.10 need >= 3.11;
+# tensorflow-cpu 2.21 has none past 3.13). Newest first.
+SUPPORTED := 3.13 3.12 3.11
+UV_VERSION := 0.13.9
 VENV := .venv
-STAMP := $(VENV)/.installed-requirements
+STAMP := $(VENV)/.installed
 # DVC runs each stage's `python -m stages.<name>`: this venv's python must come first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro test bench venv
+# A candidate counts only if it runs (a pyenv shim of an unselected version does not)
+# and really is a supported version.
+supported = $(1) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" not in "$(SUPPORTED)".split())' 2>/dev/null
+PYTHON ?= $(firstword $(foreach v,$(SUPPORTED),$(shell $(call supported,python$(v)) && echo python$(v))))
+INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
+# Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
+check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
+
+.PHONY: repro test bench lock venv clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.lock
+	$(check_python)
+	rm -rf $(VENV)
+ifeq ($(INSTALLER),uv)
+	uv venv --quiet --seed --python "$(PYTHON)" $(VENV)
+	uv pip sync --quiet --require-hashes --python $(VENV)/bin/python requirements.lock
+else
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+endif
 	touch $@
 
 repro: $(STAMP)
@@ -24,3 +45,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	python benchmarks/bench.py
+
+# Re-resolve every package from requirements.txt, with hashes, for all supported Pythons
+# and platforms (uv's universal mode). uv itself comes from PyPI into .tools/, never into .venv.
+lock: requirements.txt
+	$(check_python)
+	test -x .tools/bin/uv || { $(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION); }
+	.tools/bin/uv pip compile requirements.txt --universal --generate-hashes \
+	    --python-version $(lastword $(SUPPORTED)) --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .tools

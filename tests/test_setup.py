@@ -1,0 +1,102 @@
+"""The install everything runs through: the lock agrees with requirements.txt, and the
+Makefile finds a supported Python or says in one line what to do."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.helpers import ROOT
+
+MAKE = shutil.which("make") or "make"
+
+
+def _pins(lines: list[str]) -> dict[str, set[str]]:
+    """name -> versions pinned with `==` (a universal lock may pin one per Python range)."""
+    pins: dict[str, set[str]] = {}
+    for line in lines:
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{line!r} is not pinned with =="
+        pins.setdefault(canonicalize_name(req.name), set()).add(spec.version)
+    return pins
+
+
+def _requirements() -> dict[str, set[str]]:
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    return _pins([ln for ln in lines if ln])
+
+
+def _lock_entries() -> list[str]:
+    """Each requirement of the lock, with its `\\`-continued hash lines joined on."""
+    text = (ROOT / "requirements.lock").read_text().replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def test_lock_pins_every_direct_requirement_at_the_same_version() -> None:
+    locked = _pins([entry.split(" --hash")[0] for entry in _lock_entries()])
+    direct = _requirements()
+    assert direct, "requirements.txt lists nothing"
+    for name, versions in direct.items():
+        assert locked.get(name) == versions, f"{name}: requirements.txt {versions}, lock {locked.get(name)}"
+
+
+def test_every_locked_package_carries_a_hash() -> None:
+    entries = _lock_entries()
+    assert len(entries) > 100  # the whole environment, not only the direct pins
+    unhashed = [e.split()[0] for e in entries if not re.search(r"--hash=sha256:[0-9a-f]{64}", e)]
+    assert unhashed == []
+
+
+def _make(tmp_path: Path, path: list[Path], *args: str) -> subprocess.CompletedProcess:
+    """Run the project's Makefile in a copy, with PATH holding only the given folders."""
+    for name in ("Makefile", "requirements.txt", "requirements.lock"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "INSTALLER", "MAKEFLAGS")}
+    env["PATH"] = os.pathsep.join(str(p) for p in path)
+    return subprocess.run([MAKE, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+
+def _fake_bin(folder: Path, **programs: str) -> Path:
+    """Executables named after the keys: `real` runs this interpreter, `broken` exits 1
+    (as a pyenv shim of a version that is not selected does)."""
+    folder.mkdir(exist_ok=True)
+    for name, kind in programs.items():
+        body = f'exec "{sys.executable}" "$@"' if kind == "real" else "exit 1"
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return folder
+
+
+def test_without_a_supported_python_make_stops_with_one_line(tmp_path: Path) -> None:
+    fake = _fake_bin(tmp_path / "bin", **{"python3.12": "broken", "python3.10": "real"})
+    proc = _make(tmp_path, [fake], "venv")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # exactly one line
+    assert "no supported Python found" in proc.stderr
+    assert "3.11, 3.12 or 3.13" in proc.stderr and "PYTHON=" in proc.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_make_picks_the_newest_python_that_runs(tmp_path: Path) -> None:
+    fake = _fake_bin(tmp_path / "bin", **{"python3.11": "real", "python3.13": "broken"})
+    dry = _make(tmp_path, [fake], "-n", "venv", "INSTALLER=pip")
+    assert "python3.11 -m venv .venv" in dry.stdout
+    _fake_bin(fake, **{"python3.12": "real"})
+    dry = _make(tmp_path, [fake], "-n", "venv", "INSTALLER=pip")
+    assert "python3.12 -m venv .venv" in dry.stdout
+    assert "--require-hashes" in dry.stdout and "requirements.lock" in dry.stdout
+
+
+def test_a_python_override_that_does_not_work_is_refused(tmp_path: Path) -> None:
+    proc = _make(tmp_path, [Path("/usr/bin"), Path("/bin")], "venv", "PYTHON=/bin/false")
+    assert proc.returncode != 0
+    assert "PYTHON=/bin/false is not a working Python 3.11, 3.12 or 3.13" in proc.stderr
