@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
@@ -22,12 +23,34 @@ class PipelineError(Exception):
     """A problem the user can fix; its text is the whole message they see."""
 
 
+_interrupted = False
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt again if Ctrl-C came earlier.
+
+    A KeyboardInterrupt that lands inside a finaliser (`__del__`, of which TensorFlow and
+    DVC's git library have many) is printed and dropped by Python; long loops call this so
+    that such a Ctrl-C still stops the stage.
+    """
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Run a stage's main(): one clear line on stderr and a non-zero exit on failure.
 
     PipelineError means bad input (exit 1); Ctrl-C exits 130 without a traceback wall.
     Any other exception is a bug, and keeps its traceback.
     """
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # `cmd &` in a script ignores it
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         main()
     except PipelineError as exc:

@@ -40,6 +40,23 @@ def most_confident_errors(y_true: np.ndarray, probs: np.ndarray, k: int) -> np.n
     return wrong[order[:k]]
 
 
+def prediction_panel(classes: list[str], y_true: np.ndarray, probs: np.ndarray,
+                     picks: np.ndarray) -> tuple[list[str], list[str]]:
+    """Titles `Predicted: p, True: t` for the picked images, and red for the wrong ones."""
+    y_pred = probs.argmax(1)
+    titles = [f"Predicted: {classes[y_pred[i]]}, True: {classes[y_true[i]]}" for i in picks]
+    return titles, ["black" if y_pred[i] == y_true[i] else "red" for i in picks]
+
+
+def error_panel(classes: list[str], y_true: np.ndarray, probs: np.ndarray,
+                k: int) -> tuple[np.ndarray, list[str]]:
+    """The k most confidently wrong images, titled with the model's confidence in its answer."""
+    worst = most_confident_errors(y_true, probs, k)
+    y_pred = probs.argmax(1)
+    return worst, [f"Predicted: {classes[y_pred[i]]} ({probs[i].max():.1%}), True: {classes[y_true[i]]}"
+                   for i in worst]
+
+
 def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[str] | None = None) -> None:
     """A near-square grid of 28x28 images with one title each (red marks a wrong prediction)."""
     import matplotlib.pyplot as plt
@@ -97,7 +114,6 @@ def make_figures(params: PlotParams, train: dict, test: dict, probs: np.ndarray,
     rng = np.random.default_rng(params.seed)
     classes = [str(c) for c in test["classes"]]
     y_train, y_test = train["y"].argmax(1), test["y"].argmax(1)
-    y_pred = probs.argmax(1)
     if len(probs) != len(y_test):
         raise PipelineError("the probabilities and the test set differ in length; rerun `dvc repro`.")
 
@@ -109,17 +125,13 @@ def make_figures(params: PlotParams, train: dict, test: dict, probs: np.ndarray,
               for m in ("loss", "accuracy")}
     curves_figure(out_dir / "training.png", curves)
 
-    confusion_figure(out_dir / "confusion_matrix.png", confusion(y_test, y_pred, len(classes)), classes)
+    confusion_figure(out_dir / "confusion_matrix.png", confusion(y_test, probs.argmax(1), len(classes)), classes)
 
     pick = rng.choice(len(y_test), size=min(params.predictions, len(y_test)), replace=False)
-    image_grid(out_dir / "predictions.png", test["x"][pick],
-               [f"Predicted: {classes[y_pred[i]]}, True: {classes[y_test[i]]}" for i in pick],
-               ["black" if y_pred[i] == y_test[i] else "red" for i in pick])
+    image_grid(out_dir / "predictions.png", test["x"][pick], *prediction_panel(classes, y_test, probs, pick))
 
-    worst = most_confident_errors(y_test, probs, params.misclassified)
-    image_grid(out_dir / "misclassified.png", test["x"][worst],
-               [f"Predicted: {classes[y_pred[i]]} ({probs[i].max():.1%}), True: {classes[y_test[i]]}"
-                for i in worst])
+    worst, titles = error_panel(classes, y_test, probs, params.misclassified)
+    image_grid(out_dir / "misclassified.png", test["x"][worst], titles)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stages.common import atomic_output, load_npz, run_stage, use_keras_backend
+from stages.common import (atomic_output, load_npz, raise_if_interrupted, run_stage,
+                           use_keras_backend)
 from stages.params import TrainParams, read_params, train_params
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def epoch_logger(live: "Live") -> "keras.callbacks.Callback":
 
     class EpochLogger(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise_if_interrupted()
             for name, value in (logs or {}).items():
                 split, metric = ("eval", name[4:]) if name.startswith("val_") else ("train", name)
                 live.log_metric(f"{split}/{metric}", float(value))

@@ -179,7 +179,10 @@ def git(cwd: Path, *args: str) -> str:
 def tool_env(**extra: str) -> dict[str, str]:
     """Environment for subprocesses: this interpreter's bin first on PATH (dvc runs `python`)."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), **extra}
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), **extra}
+    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's coverage pass works in its own process only
+        del env["MUTANT_UNDER_TEST"]
+    return env
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,

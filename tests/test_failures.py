@@ -6,13 +6,18 @@ nothing half-written at its output path. Tiny synthetic data only; no network bu
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import importlib
+import io
+import os
 import shlex
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,11 +64,45 @@ def stage_command(stage: str) -> list[str]:
 
 
 def run_stage(project: Path, stage: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
-    """Run the real stage in `project` (which holds params.yaml and datasets.yaml)."""
+    """Run the real stage in `project` (which holds params.yaml and datasets.yaml).
+
+    Under mutation testing (`make mutation`) the stage runs in this interpreter instead, so
+    that mutmut sees which stage functions each test calls and runs it against their mutants.
+    """
     start = time.monotonic()
-    proc = run(project, *stage_command(stage), env=tool_env(PYTHONPATH=str(ROOT), **env),
-               check=False, timeout=120)
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        proc = run_in_process(project, stage, env)
+    else:
+        proc = run(project, *stage_command(stage), env=tool_env(PYTHONPATH=str(ROOT), **env),
+                   check=False, timeout=120)
     return proc, time.monotonic() - start
+
+
+def run_in_process(project: Path, stage: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """What `python -m stages.<stage> ...` does, without a new process: run_stage(main)."""
+    from stages.common import run_stage as stage_runner
+
+    argv = stage_command(stage)[2:]
+    saved = os.getcwd(), sys.argv, dict(os.environ)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    try:
+        os.chdir(project)
+        sys.argv = argv
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                stage_runner(stage, importlib.import_module(argv[0]).main)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except Exception:  # a bug: what a subprocess would print
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved[0])
+        sys.argv = saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def leftovers(project: Path, output: Path) -> list[str]:
@@ -320,6 +359,7 @@ def test_train_rejects_params_before_importing_tensorflow(project: Path) -> None
     assert "`epochs` is 'ten'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_dvc_exp_run_with_a_misspelt_param_fails_clearly(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "project")
     before = (project / "params.yaml").read_text()
@@ -381,6 +421,7 @@ def test_pickled_npz_is_refused_and_never_unpickled(project: Path, stage: str, c
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_keras_model_with_a_lambda_layer_is_refused(project: Path) -> None:
     """evaluate loads models with safe_mode: a Lambda layer (arbitrary code) is not run."""
     marker = project / "pwned"

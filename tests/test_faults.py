@@ -36,6 +36,8 @@ from tests.test_failures import (
     METRICS, MODEL, OUTPUTS, PROCESSED, RAW, leftovers, stage_command,
 )
 
+pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
+
 # Big enough that preprocess spends ~0.2 s writing its outputs (a window to kill it in),
 # small enough that an epoch of the tiny network takes a fraction of a second.
 N_TRAIN, N_TEST = 20_000, 2_000
@@ -244,8 +246,11 @@ def test_ctrl_c_during_training_exits_130_with_no_model(tmp_path: Path) -> None:
     run(tmp_path, *stage_command("preprocess"), env=env)
     stdout = tmp_path / "stdout.log"
     with open(stdout, "w") as out_file:
+        # Default SIGINT handling in the child even when this suite runs in the background,
+        # where the shell has set SIGINT to "ignore" and the child would inherit that.
         proc = subprocess.Popen(stage_command("train"), cwd=tmp_path, env=env, text=True,
-                                stdout=out_file, stderr=subprocess.PIPE)
+                                stdout=out_file, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not logged(stdout, "Epoch 2/"):  # one epoch done: well into training
@@ -263,3 +268,29 @@ def test_ctrl_c_during_training_exits_130_with_no_model(tmp_path: Path) -> None:
     assert "Epoch 500/" not in out
     for output in OUTPUTS["train"]:
         assert leftovers(tmp_path, output) == []
+
+
+def test_a_ctrl_c_dropped_by_a_finaliser_still_stops_the_stage(tmp_path: Path) -> None:
+    """Python prints and drops a KeyboardInterrupt raised inside `__del__`; the stage must
+    still stop at its next check (train checks after every epoch) and exit 130."""
+    code = (
+        "import gc, signal\n"
+        "from stages.common import raise_if_interrupted, run_stage\n"
+        "class Finalised:\n"
+        "    def __del__(self):\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
+        "def main():\n"
+        "    Finalised()\n"
+        "    gc.collect()\n"
+        "    print('still running', flush=True)\n"
+        "    raise_if_interrupted()\n"
+        "    print('not stopped')\n"
+        "run_stage('demo', main)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=tool_env(PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.splitlines() == ["still running"], proc.stdout + proc.stderr
+    assert "Exception ignored" in proc.stderr  # the first KeyboardInterrupt really was dropped
+    assert proc.returncode == 130
+    assert proc.stderr.strip().splitlines()[-1] == "demo: interrupted; no output was written."

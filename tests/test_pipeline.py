@@ -16,6 +16,8 @@ import pytest
 from tests.helpers import (add_to_catalogue, catalogue_entry, copy_project, git, run, set_params,
                            tool_env, write_dataset)
 
+pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
+
 STAGES = ("fetch", "preprocess", "train", "evaluate", "plot")
 
 

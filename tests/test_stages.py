@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from stages import catalogue, evaluate, params, plot, preprocess, train
-from tests.helpers import ROOT, catalogue_entry, idx_bytes, synthetic_digits, write_dataset
+from tests.helpers import ROOT, idx_bytes, synthetic_digits
 
 DEFAULTS = params.read_params(ROOT / "params.yaml")
 
@@ -102,18 +102,6 @@ def test_split_is_seeded_stratified_and_disjoint() -> None:
     other = preprocess.split_indices(labels, 0.2, seed=2)[1]
     np.testing.assert_array_equal(val_idx, again)
     assert not np.array_equal(val_idx, other)
-
-
-@pytest.fixture(scope="module")
-def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny dataset run through the real preprocess(): data/processed/*.npz."""
-    root = tmp_path_factory.mktemp("tiny")
-    shas = write_dataset(root / "raw", n_train=500, n_test=100)
-    path = root / "datasets.yaml"
-    path.write_text(yaml.safe_dump({"tiny": catalogue_entry(shas)}))
-    ds = catalogue.load_dataset(path, "tiny")
-    preprocess.preprocess(ds, root / "raw", root / "processed", val_fraction=0.2, seed=0)
-    return root / "processed"
 
 
 def test_preprocess_writes_three_splits(processed: Path) -> None:

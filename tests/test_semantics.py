@@ -1,0 +1,272 @@
+"""What the numbers mean: each param reaches the model, the splits cannot leak, the metrics
+have fixed answers, and a trained model behaves as its data says it should.
+
+Effects are read back from what Keras and the written files report, never from our own
+params object; expected metrics are numbers worked out by hand, not the library call the
+code makes.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from stages import catalogue, evaluate, params, plot, preprocess, train
+from tests.helpers import FILE_NAMES, ROOT, synthetic_digits
+
+DEFAULTS = params.read_params(ROOT / "params.yaml")
+
+
+def _params(**changes: object) -> params.TrainParams:
+    return params.train_params({**DEFAULTS, "epochs": 2, "batch_size": 64, **changes})
+
+
+def _load(processed: Path, split: str) -> dict[str, np.ndarray]:
+    with np.load(processed / f"{split}.npz", allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}
+
+
+def _xy(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    d = _load(processed, split)
+    return d["x"], d["y"]
+
+
+# --- 1. every param reaches its effect ------------------------------------------------------
+
+def _layers(model: object) -> list[tuple[str, dict]]:
+    return [(type(layer).__name__, layer.get_config()) for layer in model.layers]
+
+
+def test_hidden_units_activation_and_dropout_shape_the_layers() -> None:
+    model = train.build_model(_params(hidden_units=[7, 5], activation="tanh", dropout=0.3), 784, 10)
+    layers = _layers(model)
+    assert [name for name, _ in layers] == ["Dense", "Dense", "Dropout", "Dense"]
+    assert [cfg["units"] for name, cfg in layers if name == "Dense"] == [7, 5, 10]
+    assert [cfg["activation"] for name, cfg in layers if name == "Dense"] == ["tanh", "tanh", "softmax"]
+    assert layers[2][1]["rate"] == pytest.approx(0.3)
+    assert model.input_shape == (None, 784)
+
+
+@pytest.mark.parametrize("name, keras_class", [
+    ("adam", "Adam"), ("adamw", "AdamW"), ("nadam", "Nadam"), ("rmsprop", "RMSprop"), ("sgd", "SGD"),
+])
+def test_optimizer_and_learning_rate_reach_keras(name: str, keras_class: str) -> None:
+    import keras
+
+    model = train.build_model(_params(optimizer=name, learning_rate=0.0123), 784, 10)
+    assert type(model.optimizer).__name__ == keras_class
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0123)
+
+
+def test_the_loss_is_categorical_cross_entropy() -> None:
+    model = train.build_model(_params(), 784, 10)
+    assert model.loss == "categorical_crossentropy"
+
+
+def test_batch_size_and_epochs_set_the_steps_and_the_history(processed: Path) -> None:
+    x, y = _xy(processed, "train")
+    model = train.train(_params(batch_size=48, epochs=3), (x, y), _xy(processed, "val"))
+    assert len(model.history.history["loss"]) == 3
+    assert int(model.optimizer.iterations) == 3 * math.ceil(len(x) / 48)
+
+
+def test_seed_sets_the_initial_weights() -> None:
+    def first_kernel(seed: int) -> np.ndarray:
+        train.make_deterministic(seed)
+        return train.build_model(_params(seed=seed), 784, 10).get_weights()[0]
+
+    np.testing.assert_array_equal(first_kernel(1), first_kernel(1))
+    assert not np.array_equal(first_kernel(1), first_kernel(2))
+
+
+def test_fit_validates_on_the_validation_set(processed: Path) -> None:
+    """The last epoch's val_loss is the trained model's loss on val.npz, not on train.npz."""
+    val, train_set = _xy(processed, "val"), _xy(processed, "train")
+    model = train.train(_params(epochs=2), train_set, val)
+    logged = model.history.history["val_loss"][-1]
+    assert logged == pytest.approx(model.evaluate(*val, verbose=0)[0], rel=1e-4)
+    assert logged != pytest.approx(model.evaluate(*train_set, verbose=0)[0], rel=1e-3)
+
+
+def test_train_stage_logs_validation_on_val_npz(processed: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through main(), as DVC runs it: the eval curve is measured on val.npz."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**DEFAULTS, "epochs": 2, "batch_size": 64}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train", "--data", str(processed), "--model", "m.keras", "--log", "log"])
+    train.main()
+    logged = json.loads((tmp_path / "log" / "metrics.json").read_text())["eval"]["loss"]
+    model = evaluate.load_model(tmp_path / "m.keras")
+    assert logged == pytest.approx(model.evaluate(*_xy(processed, "val"), verbose=0)[0], rel=1e-4)
+
+
+# --- 2. data that cannot leak ---------------------------------------------------------------
+
+def _raw_split(raw: Path, images: str, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """The IDX files decoded here, independently of preprocess.parse_idx."""
+    x = np.frombuffer(gzip.decompress((raw / FILE_NAMES[images]).read_bytes())[16:], np.uint8)
+    y = np.frombuffer(gzip.decompress((raw / FILE_NAMES[labels]).read_bytes())[8:], np.uint8)
+    return x.reshape(-1, 784), y
+
+
+def _rows(x: np.ndarray) -> list[bytes]:
+    return [row.tobytes() for row in x]
+
+
+def test_splits_are_disjoint_by_content_and_exactly_the_dataset_files(
+        tiny_raw: tuple[Path, catalogue.Dataset], processed: Path) -> None:
+    raw, _ = tiny_raw
+    train_img, train_lab = _raw_split(raw, "train_images", "train_labels")
+    test_img, test_lab = _raw_split(raw, "test_images", "test_labels")
+    assert len(set(_rows(np.concatenate([train_img, test_img])))) == len(train_img) + len(test_img)
+
+    tr, va, te = (_load(processed, s) for s in ("train", "val", "test"))
+    assert not set(_rows(tr["x"])) & set(_rows(va["x"]))
+    assert not set(_rows(tr["x"])) & set(_rows(te["x"]))
+    assert not set(_rows(va["x"])) & set(_rows(te["x"]))
+
+    # Pixels are the bytes / 255 in float32, labels one-hot: exactly the seed's definition.
+    def features(images: np.ndarray) -> np.ndarray:
+        return images.astype(np.float32) / np.float32(255)
+
+    # The test set is the test files, in order.
+    np.testing.assert_array_equal(te["x"], features(test_img))
+    np.testing.assert_array_equal(te["y"], np.eye(10, dtype=np.float32)[test_lab])
+    assert te["x"].dtype == np.float32 and te["y"].dtype == np.float32
+
+    # Train and validation together are the training files, each image with its own label.
+    label_of = dict(zip(_rows(features(train_img)), train_lab))
+    together = np.concatenate([tr["x"], va["x"]])
+    assert sorted(_rows(together)) == sorted(label_of)
+    for split in (tr, va):
+        assert [label_of[r] for r in _rows(split["x"])] == list(split["y"].argmax(1))
+        assert set(np.unique(split["y"])) == {0.0, 1.0} and np.all(split["y"].sum(1) == 1)
+    assert len(va["x"]) == round(0.2 * len(train_img))
+
+
+def test_the_evaluate_stage_reads_the_test_split() -> None:
+    """dvc.yaml hands evaluate test.npz, and train the train and validation files."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    eval_args = shlex.split(dvc["evaluate"]["cmd"])
+    assert eval_args[eval_args.index("--test") + 1] == "${processed}/test.npz"
+    assert "${processed}/test.npz" not in dvc["train"]["deps"]
+    assert {"${processed}/train.npz", "${processed}/val.npz"} <= set(dvc["train"]["deps"])
+
+
+# --- 3. metrics with fixed answers ----------------------------------------------------------
+
+# Seven test images, three classes (supports 2, 2, 3: macro and weighted averages differ).
+# Predictions (argmax): 0, 1, 1, 2, 2, 2, 2.
+Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2])
+PROBS = np.array([
+    [0.70, 0.20, 0.10],  # right
+    [0.20, 0.50, 0.30],  # wrong: 0 read as 1, confidence 0.5
+    [0.10, 0.80, 0.10],  # right
+    [0.30, 0.30, 0.40],  # wrong: 1 read as 2, confidence 0.4
+    [0.10, 0.10, 0.80],  # right
+    [0.25, 0.15, 0.60],  # right
+    [0.05, 0.05, 0.90],  # right
+], dtype=np.float32)
+CLASSES = ["zero", "one", "two"]
+# Worked by hand: class 0 P=1/1 R=1/2; class 1 P=1/2 R=1/2; class 2 P=3/4 R=3/3.
+# Loss: -(ln .7 + ln .2 + ln .8 + ln .3 + ln .8 + ln .6 + ln .9) / 7.
+EXPECTED = {
+    "test": {"loss": 0.604651, "accuracy": 0.714286, "precision_macro": 0.75,
+             "recall_macro": 0.666667, "f1_macro": 0.674603},
+    "per_class": {
+        "zero": {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2},
+        "one": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2},
+        "two": {"precision": 0.75, "recall": 1.0, "f1": 0.857143, "support": 3},
+    },
+}
+
+
+@pytest.fixture()
+def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The evaluate stage's main() on a model whose outputs are exactly PROBS.
+
+    The model is a softmax layer fed log-probabilities, so softmax(log p) = p.
+    """
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Activation("softmax")])
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "test.npz", x=np.log(PROBS), y=np.eye(3, dtype=np.float32)[Y_TRUE],
+             classes=np.array(CLASSES))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULTS))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["evaluate", "--model", "model.keras", "--test", "test.npz",
+                                      "--metrics", "metrics.json", "--predictions", "predictions.csv",
+                                      "--probs", "probs.npz"])
+    evaluate.main()
+    return tmp_path
+
+
+def test_metrics_file_holds_the_hand_computed_figures(evaluated: Path) -> None:
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    assert metrics["per_class"] == EXPECTED["per_class"]
+    assert metrics["test"] == pytest.approx(EXPECTED["test"], abs=2e-6)
+
+
+def test_confusion_csv_and_probabilities_agree_with_the_model(evaluated: Path) -> None:
+    rows = list(csv.reader((evaluated / "predictions.csv").open()))
+    assert rows == [["actual", "predicted"], ["zero", "zero"], ["zero", "one"], ["one", "one"],
+                    ["one", "two"], ["two", "two"], ["two", "two"], ["two", "two"]]
+    with np.load(evaluated / "probs.npz", allow_pickle=False) as d:
+        np.testing.assert_allclose(d["probs"], PROBS, atol=1e-6)
+
+
+def test_confusion_matrix_counts_the_hand_example() -> None:
+    np.testing.assert_array_equal(plot.confusion(Y_TRUE, PROBS.argmax(1), 3),
+                                  [[1, 1, 0], [0, 1, 1], [0, 0, 3]])
+
+
+def test_prediction_titles_name_the_argmax_and_the_truth() -> None:
+    titles, colors = plot.prediction_panel(CLASSES, Y_TRUE, PROBS, np.array([3, 0, 1]))
+    assert titles == ["Predicted: two, True: one", "Predicted: zero, True: zero",
+                      "Predicted: one, True: zero"]
+    assert colors == ["red", "black", "red"]
+
+
+def test_misclassified_gallery_holds_only_errors_most_confident_first() -> None:
+    worst, titles = plot.error_panel(CLASSES, Y_TRUE, PROBS, 16)
+    assert list(worst) == [1, 3]
+    assert titles == ["Predicted: one (50.0%), True: zero", "Predicted: two (40.0%), True: one"]
+    assert list(plot.error_panel(CLASSES, Y_TRUE, PROBS, 1)[0]) == [1]
+
+
+# --- 4. model behaviour ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(processed: Path) -> object:
+    return train.train(_params(epochs=8, batch_size=32), _xy(processed, "train"), _xy(processed, "val"))
+
+
+def test_predictions_do_not_depend_on_batch_order_or_size(trained: object) -> None:
+    x = synthetic_digits(64, seed=7)[0].reshape(64, -1).astype(np.float32) / 255
+    base = trained.predict(x, batch_size=64, verbose=0)
+    order = np.random.default_rng(0).permutation(len(x))
+    np.testing.assert_allclose(trained.predict(x[order], batch_size=64, verbose=0), base[order], atol=1e-5)
+    np.testing.assert_allclose(trained.predict(x, batch_size=1, verbose=0), base, atol=1e-5)
+    np.testing.assert_allclose(trained.predict(x, batch_size=4096, verbose=0), base, atol=1e-5)
+
+
+def test_the_model_follows_the_bar_that_defines_each_class(trained: object) -> None:
+    """Synthetic class c is a bright bar at row 2c+4; moving the bar moves the prediction."""
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 60, size=(28, 28), dtype=np.uint8)
+    predicted = []
+    for c in range(10):
+        image = noise.copy()
+        image[2 * c + 4, 3:25] = 255
+        predicted.append(int(trained.predict(image.reshape(1, 784) / 255.0, verbose=0).argmax()))
+    assert predicted == list(range(10))
