@@ -30,7 +30,7 @@ $(STAMP): requirements.lock
 	rm -rf $(VENV)
 ifeq ($(INSTALLER),uv)
 	uv venv --quiet --seed --python "$(PYTHON)" $(VENV)
-	uv pip sync --quiet --require-hashes --python $(VENV)/bin/python requirements.lock
+	uv pip sync --quiet --require-hashes --compile-bytecode --python $(VENV)/bin/python requirements.lock
 else
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock

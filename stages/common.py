@@ -5,6 +5,7 @@ Nothing here imports TensorFlow, so light stages stay light.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -59,6 +60,19 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print(f"{name}: interrupted; no output was written.", file=sys.stderr)
         sys.exit(130)
+
+
+def stage_paths(doc: str, **options: str) -> argparse.Namespace:
+    """Parse a stage's command line: each keyword is a required path option, its value the help.
+
+    `stage_paths(__doc__, data="folder with train/val.npz")` reads `--data PATH` into
+    `args.data` (a Path; `train_log` is `--train-log`). dvc.yaml passes every path, so
+    each is required.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, help_text in options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True, help=help_text)
+    return parser.parse_args()
 
 
 def use_keras_backend(name: str) -> None:

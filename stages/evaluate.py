@@ -7,7 +7,6 @@ and the class probabilities that the plot stage draws from.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from stages.common import (PipelineError, atomic_output, load_npz, run_stage, save_npz,
-                           use_keras_backend)
+                           stage_paths, use_keras_backend)
 from stages.params import evaluate_params, read_params
 
 # Inference only: a large batch does the same arithmetic in far fewer steps.
@@ -92,13 +91,9 @@ def write_outputs(metrics: dict[str, Any], y_true: np.ndarray, probs: np.ndarray
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--test", type=Path, required=True, help="test.npz")
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--predictions", type=Path, required=True, help="actual,predicted CSV")
-    parser.add_argument("--probs", type=Path, required=True, help=".npz of class probabilities")
-    args = parser.parse_args()
+    args = stage_paths(__doc__, model="the trained .keras model", test="test.npz",
+                       metrics="metrics JSON to write", predictions="actual,predicted CSV to write",
+                       probs=".npz of class probabilities to write")
     use_keras_backend(evaluate_params(read_params()).backend)
     test = load_npz(args.test, ("x", "y", "classes"))
     model = load_model(args.model)

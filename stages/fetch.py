@@ -8,7 +8,6 @@ killed fetch never leaves anything for DVC to cache.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from stages.catalogue import Dataset, RemoteFile, load_dataset
-from stages.common import PipelineError, atomic_output, run_stage
+from stages.common import PipelineError, atomic_output, run_stage, stage_paths
 from stages.params import fetch_params, read_params
 
 CHUNK = 1 << 20
@@ -134,10 +133,7 @@ def fetch(dataset: Dataset, out_dir: Path, data_mirror: str | None, timeout: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--catalogue", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = stage_paths(__doc__, catalogue="datasets.yaml", out="folder for the raw files")
     params = fetch_params(read_params())
     dataset = load_dataset(args.catalogue, params.dataset)
     try:

@@ -8,13 +8,13 @@ wrong test images). No TensorFlow here: it works from the evaluate stage's proba
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import numpy as np
 
-from stages.common import PipelineError, atomic_output, load_npz, run_stage
+from stages.common import PipelineError, atomic_output, load_npz, run_stage, stage_paths
+from stages.figures import confusion_figure, curves_figure, image_grid
 from stages.params import PlotParams, plot_params, read_params
 
 
@@ -57,54 +57,6 @@ def error_panel(classes: list[str], y_true: np.ndarray, probs: np.ndarray,
                    for i in worst]
 
 
-def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[str] | None = None) -> None:
-    """A near-square grid of 28x28 images with one title each (red marks a wrong prediction)."""
-    import matplotlib.pyplot as plt
-
-    cols = max(1, int(np.ceil(np.sqrt(len(images)))))
-    rows = max(1, int(np.ceil(len(images) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
-    if not len(images):  # e.g. no misclassified images: say so rather than fail
-        axes[0, 0].text(0.5, 0.5, "none", ha="center", va="center")
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(titles[i], fontsize=8, color=(colors[i] if colors else "black"))
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.92, wspace=0.1, hspace=0.35)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def curves_figure(path: Path, curves: dict[str, dict[str, tuple[list[int], list[float]]]]) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
-    for ax, (metric, series) in zip(axes.flat, curves.items()):
-        for split, (steps, values) in series.items():
-            ax.plot([s + 1 for s in steps], values, marker=".", label=split)
-        ax.set(title=metric, xlabel="epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def confusion_figure(path: Path, matrix: np.ndarray, classes: list[str]) -> None:
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False,
-                xticklabels=classes, yticklabels=classes, ax=ax)
-    ax.set(xlabel="Predicted", ylabel="True", title="Confusion matrix (test set)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def make_figures(params: PlotParams, train: dict, test: dict, probs: np.ndarray,
                  train_log: Path, out_dir: Path) -> None:
     """Draw all five figures into out_dir; random picks come from the `seed` param."""
@@ -135,12 +87,8 @@ def make_figures(params: PlotParams, train: dict, test: dict, probs: np.ndarray,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with train/test.npz")
-    parser.add_argument("--probs", type=Path, required=True)
-    parser.add_argument("--train-log", type=Path, required=True, help="dvclive folder")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = stage_paths(__doc__, data="folder with train/test.npz", probs="the evaluate stage's probabilities",
+                       train_log="dvclive folder", out="folder for the figures")
     params = plot_params(read_params())
     train = load_npz(args.data / "train.npz", ("x", "y"))
     test = load_npz(args.data / "test.npz", ("x", "y", "classes"))

@@ -7,7 +7,6 @@ seeded, stratified slice of the training set, so the test set never steers train
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import zlib
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.catalogue import Dataset, load_dataset
-from stages.common import PipelineError, atomic_output, run_stage
+from stages.common import PipelineError, atomic_output, run_stage, stage_paths
 from stages.params import preprocess_params, read_params
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
@@ -120,11 +119,8 @@ def preprocess(dataset: Dataset, raw_dir: Path, out_dir: Path, val_fraction: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--catalogue", type=Path, required=True)
-    parser.add_argument("--raw", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = stage_paths(__doc__, catalogue="datasets.yaml", raw="folder of raw IDX files",
+                       out="folder for the .npz files")
     params = preprocess_params(read_params())
     dataset = load_dataset(args.catalogue, params.dataset)
     preprocess(dataset, args.raw, args.out, params.val_fraction, params.seed)

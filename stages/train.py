@@ -9,12 +9,11 @@ outputs appear only when training finishes.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stages.common import (atomic_output, load_npz, raise_if_interrupted, run_stage,
-                           use_keras_backend)
+                           stage_paths, use_keras_backend)
 from stages.params import TrainParams, read_params, train_params
 
 if TYPE_CHECKING:
@@ -102,11 +101,8 @@ def train(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with train/val.npz")
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--log", type=Path, required=True, help="dvclive folder")
-    args = parser.parse_args()
+    args = stage_paths(__doc__, data="folder with train/val.npz", model="the .keras file to write",
+                       log="dvclive folder")
     params = train_params(read_params())  # fail fast, before TensorFlow loads
     use_keras_backend(params.backend)
     train_set = load_npz(args.data / "train.npz", ("x", "y"))

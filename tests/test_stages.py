@@ -209,3 +209,22 @@ def test_make_figures_writes_every_png(processed: Path, tmp_path: Path) -> None:
     names = sorted(p.name for p in out.iterdir())
     assert names == ["confusion_matrix.png", "misclassified.png", "predictions.png", "samples.png", "training.png"]
     assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+
+
+# --- command line --------------------------------------------------------------------------
+
+def test_stage_paths_reads_every_option_as_a_required_path(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from stages.common import stage_paths
+
+    monkeypatch.setattr("sys.argv", ["plot", "--train-log", "reports/train", "--out", "figs"])
+    args = stage_paths("Stage 5, plot.\nmore", train_log="dvclive folder", out="figures")
+    assert (args.train_log, args.out) == (Path("reports/train"), Path("figs"))
+    monkeypatch.setattr("sys.argv", ["plot", "--out", "figs"])
+    with pytest.raises(SystemExit) as exc:
+        stage_paths("Stage 5, plot.", train_log="dvclive folder", out="figures")
+    assert exc.value.code == 2 and "--train-log" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["plot", "--help"])
+    with pytest.raises(SystemExit):
+        stage_paths("Stage 5, plot.\nmore", train_log="dvclive folder", out="figures")
+    assert "Stage 5, plot." in capsys.readouterr().out
