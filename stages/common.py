@@ -62,16 +62,15 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
         sys.exit(130)
 
 
-def stage_paths(doc: str, **options: str) -> argparse.Namespace:
-    """Parse a stage's command line: each keyword is a required path option, its value the help.
+def stage_paths(doc: str, *names: str) -> argparse.Namespace:
+    """Parse a stage's command line: each name is a required path option.
 
-    `stage_paths(__doc__, data="folder with train/val.npz")` reads `--data PATH` into
-    `args.data` (a Path; `train_log` is `--train-log`). dvc.yaml passes every path, so
-    each is required.
+    `stage_paths(__doc__, "data", "train_log")` reads `--data PATH --train-log PATH` into
+    `args.data` and `args.train_log`, as Paths. dvc.yaml passes every path, so each is required.
     """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name, help_text in options.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True, help=help_text)
+    for name in names:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True)
     return parser.parse_args()
 
 
@@ -141,6 +140,9 @@ def load_yaml(path: Path) -> Any:
 
 def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Load named arrays from an .npz; pickled objects are refused, never executed."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):  # numpy would call it a pickle
+        raise PipelineError(f"{path} is not a readable .npz (not a zip archive); "
+                            "rerun `dvc repro` to rebuild it.")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]

@@ -91,9 +91,7 @@ def write_outputs(metrics: dict[str, Any], y_true: np.ndarray, probs: np.ndarray
 
 
 def main() -> None:
-    args = stage_paths(__doc__, model="the trained .keras model", test="test.npz",
-                       metrics="metrics JSON to write", predictions="actual,predicted CSV to write",
-                       probs=".npz of class probabilities to write")
+    args = stage_paths(__doc__, "model", "test", "metrics", "predictions", "probs")
     use_keras_backend(evaluate_params(read_params()).backend)
     test = load_npz(args.test, ("x", "y", "classes"))
     model = load_model(args.model)

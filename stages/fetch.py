@@ -133,7 +133,7 @@ def fetch(dataset: Dataset, out_dir: Path, data_mirror: str | None, timeout: flo
 
 
 def main() -> None:
-    args = stage_paths(__doc__, catalogue="datasets.yaml", out="folder for the raw files")
+    args = stage_paths(__doc__, "catalogue", "out")
     params = fetch_params(read_params())
     dataset = load_dataset(args.catalogue, params.dataset)
     try:

@@ -87,8 +87,7 @@ def make_figures(params: PlotParams, train: dict, test: dict, probs: np.ndarray,
 
 
 def main() -> None:
-    args = stage_paths(__doc__, data="folder with train/test.npz", probs="the evaluate stage's probabilities",
-                       train_log="dvclive folder", out="folder for the figures")
+    args = stage_paths(__doc__, "data", "probs", "train_log", "out")
     params = plot_params(read_params())
     train = load_npz(args.data / "train.npz", ("x", "y"))
     test = load_npz(args.data / "test.npz", ("x", "y", "classes"))

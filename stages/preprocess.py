@@ -119,8 +119,7 @@ def preprocess(dataset: Dataset, raw_dir: Path, out_dir: Path, val_fraction: flo
 
 
 def main() -> None:
-    args = stage_paths(__doc__, catalogue="datasets.yaml", raw="folder of raw IDX files",
-                       out="folder for the .npz files")
+    args = stage_paths(__doc__, "catalogue", "raw", "out")
     params = preprocess_params(read_params())
     dataset = load_dataset(args.catalogue, params.dataset)
     preprocess(dataset, args.raw, args.out, params.val_fraction, params.seed)

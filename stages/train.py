@@ -101,8 +101,7 @@ def train(
 
 
 def main() -> None:
-    args = stage_paths(__doc__, data="folder with train/val.npz", model="the .keras file to write",
-                       log="dvclive folder")
+    args = stage_paths(__doc__, "data", "model", "log")
     params = train_params(read_params())  # fail fast, before TensorFlow loads
     use_keras_backend(params.backend)
     train_set = load_npz(args.data / "train.npz", ("x", "y"))

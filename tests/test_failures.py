@@ -230,6 +230,8 @@ BAD_RAW_FILES = {
                      ["images are 27x28, expected 28x28"]),
     "short-payload": ("test_images", lambda good: _gz(idx_bytes(_images(40), 0x803)[:-100]),
                       ["header says 40x28x28 (31376 bytes)", "31276 bytes", "truncated or corrupt"]),
+    "labels-wrong-magic": ("train_labels", lambda good: _gz(idx_bytes(_labels(), 0x803)),
+                           ["train-labels-idx1-ubyte.gz: magic number 0x00000803, expected 0x00000801"]),
     "label-10": ("train_labels", lambda good: _gz(idx_bytes(_labels(top=10), 0x801)),
                  ["label 10 is outside 0-9", "10 classes"]),
     "count-mismatch": ("train_labels", lambda good: _gz(idx_bytes(_labels(99), 0x801)),

@@ -101,9 +101,12 @@ def test_train_stage_logs_validation_on_val_npz(processed: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Through main(), as DVC runs it: the eval curve is measured on val.npz."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**DEFAULTS, "epochs": 2, "batch_size": 64}))
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "stale.tsv").write_text("from an earlier run")  # replaced whole
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["train", "--data", str(processed), "--model", "m.keras", "--log", "log"])
     train.main()
+    assert not (tmp_path / "log" / "stale.tsv").exists()
     logged = json.loads((tmp_path / "log" / "metrics.json").read_text())["eval"]["loss"]
     model = evaluate.load_model(tmp_path / "m.keras")
     assert logged == pytest.approx(model.evaluate(*_xy(processed, "val"), verbose=0)[0], rel=1e-4)
@@ -153,6 +156,18 @@ def test_splits_are_disjoint_by_content_and_exactly_the_dataset_files(
     assert len(va["x"]) == round(0.2 * len(train_img))
 
 
+def test_the_seed_param_picks_the_validation_split(tiny_raw: tuple[Path, catalogue.Dataset],
+                                                   processed: Path, tmp_path: Path) -> None:
+    raw, dataset = tiny_raw
+
+    def val_images(seed: int) -> np.ndarray:
+        preprocess.preprocess(dataset, raw, tmp_path / str(seed), val_fraction=0.2, seed=seed)
+        return _load(tmp_path / str(seed), "val")["x"]
+
+    np.testing.assert_array_equal(val_images(0), _load(processed, "val")["x"])  # the fixture used 0
+    assert not np.array_equal(val_images(1), _load(processed, "val")["x"])
+
+
 def test_the_evaluate_stage_reads_the_test_split() -> None:
     """dvc.yaml hands evaluate test.npz, and train the train and validation files."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -164,43 +179,49 @@ def test_the_evaluate_stage_reads_the_test_split() -> None:
 
 # --- 3. metrics with fixed answers ----------------------------------------------------------
 
-# Seven test images, three classes (supports 2, 2, 3: macro and weighted averages differ).
-# Predictions (argmax): 0, 1, 1, 2, 2, 2, 2.
-Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2])
+# Eight test images, five classes: supports 2, 2, 3, 1, 0, so macro and weighted averages
+# differ, class "three" is never predicted (precision 0/0) and class "four" never occurs.
+# Predictions (argmax): 0, 1, 1, 2, 2, 2, 2, 2.
+Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 3])
 PROBS = np.array([
-    [0.70, 0.20, 0.10],  # right
-    [0.20, 0.50, 0.30],  # wrong: 0 read as 1, confidence 0.5
-    [0.10, 0.80, 0.10],  # right
-    [0.30, 0.30, 0.40],  # wrong: 1 read as 2, confidence 0.4
-    [0.10, 0.10, 0.80],  # right
-    [0.25, 0.15, 0.60],  # right
-    [0.05, 0.05, 0.90],  # right
+    [0.70, 0.20, 0.05, 0.03, 0.02],  # right
+    [0.20, 0.50, 0.20, 0.05, 0.05],  # wrong: zero read as one, confidence 0.5
+    [0.10, 0.80, 0.05, 0.03, 0.02],  # right
+    [0.30, 0.20, 0.40, 0.05, 0.05],  # wrong: one read as two, confidence 0.4
+    [0.05, 0.05, 0.80, 0.05, 0.05],  # right
+    [0.15, 0.10, 0.65, 0.05, 0.05],  # right
+    [0.02, 0.03, 0.90, 0.03, 0.02],  # right
+    [0.10, 0.10, 0.45, 0.30, 0.05],  # wrong: three read as two, confidence 0.45
 ], dtype=np.float32)
-CLASSES = ["zero", "one", "two"]
-# Worked by hand: class 0 P=1/1 R=1/2; class 1 P=1/2 R=1/2; class 2 P=3/4 R=3/3.
-# Loss: -(ln .7 + ln .2 + ln .8 + ln .3 + ln .8 + ln .6 + ln .9) / 7.
+CLASSES = ["zero", "one", "two", "three", "four"]
+# Worked by hand. Precision = right / predicted, recall = right / actual, 0 where either is 0/0:
+# zero 1/1, 1/2; one 1/2, 1/2; two 3/5, 3/3; three 0/0, 0/1; four 0/0, 0/0.
+# Macro averages are over all five classes. Accuracy 5/8.
+# Loss: -(ln .7 + ln .2 + ln .8 + ln .2 + ln .8 + ln .65 + ln .9 + ln .3) / 8 = 0.7202443.
 EXPECTED = {
-    "test": {"loss": 0.604651, "accuracy": 0.714286, "precision_macro": 0.75,
-             "recall_macro": 0.666667, "f1_macro": 0.674603},
+    "test": {"loss": 0.720244, "accuracy": 0.625, "precision_macro": 0.42,
+             "recall_macro": 0.4, "f1_macro": 0.383333},
     "per_class": {
         "zero": {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2},
         "one": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2},
-        "two": {"precision": 0.75, "recall": 1.0, "f1": 0.857143, "support": 3},
+        "two": {"precision": 0.6, "recall": 1.0, "f1": 0.75, "support": 3},
+        "three": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1},
+        "four": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
     },
 }
 
 
 @pytest.fixture()
-def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Path:
     """The evaluate stage's main() on a model whose outputs are exactly PROBS.
 
     The model is a softmax layer fed log-probabilities, so softmax(log p) = p.
     """
     import keras
 
-    model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Activation("softmax")])
+    model = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Activation("softmax")])
     model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "test.npz", x=np.log(PROBS), y=np.eye(3, dtype=np.float32)[Y_TRUE],
+    np.savez(tmp_path / "test.npz", x=np.log(PROBS), y=np.eye(5, dtype=np.float32)[Y_TRUE],
              classes=np.array(CLASSES))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULTS))
     monkeypatch.chdir(tmp_path)
@@ -208,26 +229,28 @@ def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                       "--metrics", "metrics.json", "--predictions", "predictions.csv",
                                       "--probs", "probs.npz"])
     evaluate.main()
+    (tmp_path / "stdout").write_text(capsys.readouterr().out)
     return tmp_path
 
 
 def test_metrics_file_holds_the_hand_computed_figures(evaluated: Path) -> None:
-    metrics = json.loads((evaluated / "metrics.json").read_text())
-    assert metrics["per_class"] == EXPECTED["per_class"]
-    assert metrics["test"] == pytest.approx(EXPECTED["test"], abs=2e-6)
+    assert json.loads((evaluated / "metrics.json").read_text()) == EXPECTED  # to the 6th digit
+    assert (evaluated / "stdout").read_text() == "evaluate: test accuracy 0.6250, loss 0.7202\n"
 
 
 def test_confusion_csv_and_probabilities_agree_with_the_model(evaluated: Path) -> None:
     rows = list(csv.reader((evaluated / "predictions.csv").open()))
     assert rows == [["actual", "predicted"], ["zero", "zero"], ["zero", "one"], ["one", "one"],
-                    ["one", "two"], ["two", "two"], ["two", "two"], ["two", "two"]]
+                    ["one", "two"], ["two", "two"], ["two", "two"], ["two", "two"], ["three", "two"]]
     with np.load(evaluated / "probs.npz", allow_pickle=False) as d:
         np.testing.assert_allclose(d["probs"], PROBS, atol=1e-6)
+        assert d["probs"].dtype == np.float32
 
 
 def test_confusion_matrix_counts_the_hand_example() -> None:
-    np.testing.assert_array_equal(plot.confusion(Y_TRUE, PROBS.argmax(1), 3),
-                                  [[1, 1, 0], [0, 1, 1], [0, 0, 3]])
+    np.testing.assert_array_equal(plot.confusion(Y_TRUE, PROBS.argmax(1), 5),
+                                  [[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 3, 0, 0],
+                                   [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
 
 
 def test_prediction_titles_name_the_argmax_and_the_truth() -> None:
@@ -239,9 +262,65 @@ def test_prediction_titles_name_the_argmax_and_the_truth() -> None:
 
 def test_misclassified_gallery_holds_only_errors_most_confident_first() -> None:
     worst, titles = plot.error_panel(CLASSES, Y_TRUE, PROBS, 16)
-    assert list(worst) == [1, 3]
-    assert titles == ["Predicted: one (50.0%), True: zero", "Predicted: two (40.0%), True: one"]
+    assert list(worst) == [1, 7, 3]
+    assert titles == ["Predicted: one (50.0%), True: zero", "Predicted: two (45.0%), True: three",
+                      "Predicted: two (40.0%), True: one"]
     assert list(plot.error_panel(CLASSES, Y_TRUE, PROBS, 1)[0]) == [1]
+
+
+def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_figures hands the drawing functions the right images, titles, counts and curves."""
+    drawn: dict[str, object] = {}
+    monkeypatch.setattr(plot, "image_grid", lambda path, images, titles, colors=None:
+                        drawn.__setitem__(path.name, (images, titles, colors)))
+    monkeypatch.setattr(plot, "curves_figure", lambda path, curves: drawn.__setitem__(path.name, curves))
+    monkeypatch.setattr(plot, "confusion_figure", lambda path, matrix, names:
+                        drawn.__setitem__(path.name, (matrix, names)))
+    train_set, test = _load(processed, "train"), _load(processed, "test")
+    y_test, classes = test["y"].argmax(1), [str(c) for c in test["classes"]]
+    probs = np.random.default_rng(3).dirichlet(np.ones(10), size=len(y_test)).astype(np.float32)
+    log = tmp_path / "log" / "plots" / "metrics"
+    for split, values in (("train", "0.9\n1\t0.5\n2\t0.3"), ("eval", "1.1\n1\t0.7\n2\t0.6")):
+        (log / split).mkdir(parents=True)
+        for metric in ("loss", "accuracy"):
+            (log / split / f"{metric}.tsv").write_text(f"step\t{metric}\n0\t{values}\n")
+    settings = {**DEFAULTS, "plot": {"samples": 9, "predictions": 6, "misclassified": 5}}
+
+    def draw(seed: int) -> dict[str, object]:
+        drawn.clear()
+        plot.make_figures(params.plot_params({**settings, "seed": seed}), train_set, test, probs,
+                          tmp_path / "log", tmp_path)
+        return dict(drawn)
+
+    figures = draw(seed=1)
+    images, titles, _ = figures["samples.png"]  # nine different training images, each with its label
+    label_of = {r.tobytes(): str(c) for r, c in zip(train_set["x"], train_set["y"].argmax(1))}
+    assert len({r.tobytes() for r in images}) == 9
+    assert titles == [label_of[r.tobytes()] for r in images]
+
+    images, titles, colors = figures["predictions.png"]  # six different test images
+    index_of = {r.tobytes(): i for i, r in enumerate(test["x"])}
+    picked = np.array([index_of[r.tobytes()] for r in images])
+    assert len(set(picked)) == 6
+    assert (titles, colors) == plot.prediction_panel(classes, y_test, probs, picked)
+
+    images, titles, _ = figures["misclassified.png"]
+    worst, expected = plot.error_panel(classes, y_test, probs, 5)
+    np.testing.assert_array_equal(images, test["x"][worst])
+    assert titles == expected and len(titles) == 5
+
+    matrix, names = figures["confusion_matrix.png"]
+    np.testing.assert_array_equal(matrix, plot.confusion(y_test, probs.argmax(1), 10))
+    assert names == classes and matrix.sum() == len(y_test)
+
+    curve = {"train": ([0, 1, 2], [0.9, 0.5, 0.3]), "validation": ([0, 1, 2], [1.1, 0.7, 0.6])}
+    assert figures["training.png"] == {"loss": curve, "accuracy": curve}
+
+    # The random picks follow the `seed` param, and only it.
+    again, other = draw(seed=1), draw(seed=2)
+    np.testing.assert_array_equal(again["samples.png"][0], figures["samples.png"][0])
+    assert not np.array_equal(other["samples.png"][0], figures["samples.png"][0])
 
 
 # --- 4. model behaviour ---------------------------------------------------------------------

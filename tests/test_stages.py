@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from stages import catalogue, evaluate, params, plot, preprocess, train
+from stages.common import PipelineError
 from tests.helpers import ROOT, idx_bytes, synthetic_digits
 
 DEFAULTS = params.read_params(ROOT / "params.yaml")
@@ -192,20 +194,26 @@ def test_most_confident_errors_orders_wrong_predictions_by_confidence() -> None:
     np.testing.assert_array_equal(plot.most_confident_errors(y_true, probs, 5), [3, 0, 2])
 
 
-def test_make_figures_writes_every_png(processed: Path, tmp_path: Path) -> None:
+def test_plot_stage_writes_every_png_and_replaces_old_figures(processed: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through main(), as DVC runs it; a stale figures folder is replaced whole."""
     log = tmp_path / "log"
     for split in ("train", "eval"):
         for metric in ("loss", "accuracy"):
             (log / "plots" / "metrics" / split).mkdir(parents=True, exist_ok=True)
             (log / "plots" / "metrics" / split / f"{metric}.tsv").write_text(f"step\t{metric}\n0\t0.5\n1\t0.4\n")
     with np.load(processed / "test.npz", allow_pickle=False) as d:
-        test = {k: d[k] for k in ("x", "y", "classes")}
-    with np.load(processed / "train.npz", allow_pickle=False) as d:
-        train_set = {k: d[k] for k in ("x", "y")}
-    probs = np.random.default_rng(0).dirichlet(np.ones(10), size=len(test["y"])).astype(np.float32)
+        n_test = len(d["y"])
+    probs = np.random.default_rng(0).dirichlet(np.ones(10), size=n_test).astype(np.float32)
+    np.savez(tmp_path / "probs.npz", probs=probs)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULTS))
     out = tmp_path / "figures"
     out.mkdir()
-    plot.make_figures(params.plot_params(DEFAULTS), train_set, test, probs, log, out)
+    (out / "stale.png").write_text("from an earlier run")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["plot", "--data", str(processed), "--probs", "probs.npz",
+                                     "--train-log", "log", "--out", "figures"])
+    plot.main()
     names = sorted(p.name for p in out.iterdir())
     assert names == ["confusion_matrix.png", "misclassified.png", "predictions.png", "samples.png", "training.png"]
     assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
@@ -218,13 +226,78 @@ def test_stage_paths_reads_every_option_as_a_required_path(monkeypatch: pytest.M
     from stages.common import stage_paths
 
     monkeypatch.setattr("sys.argv", ["plot", "--train-log", "reports/train", "--out", "figs"])
-    args = stage_paths("Stage 5, plot.\nmore", train_log="dvclive folder", out="figures")
+    args = stage_paths("Stage 5, plot.\nmore", "train_log", "out")
     assert (args.train_log, args.out) == (Path("reports/train"), Path("figs"))
     monkeypatch.setattr("sys.argv", ["plot", "--out", "figs"])
     with pytest.raises(SystemExit) as exc:
-        stage_paths("Stage 5, plot.", train_log="dvclive folder", out="figures")
+        stage_paths("Stage 5, plot.", "train_log", "out")
     assert exc.value.code == 2 and "--train-log" in capsys.readouterr().err
     monkeypatch.setattr("sys.argv", ["plot", "--help"])
     with pytest.raises(SystemExit):
-        stage_paths("Stage 5, plot.\nmore", train_log="dvclive folder", out="figures")
+        stage_paths("Stage 5, plot.\nmore", "train_log", "out")
     assert "Stage 5, plot." in capsys.readouterr().out
+
+
+# --- shared plumbing -----------------------------------------------------------------------
+
+def test_use_keras_backend_names_the_backend_and_quiets_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stages.common import use_keras_backend
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")
+    use_keras_backend("jax")
+    assert os.environ["KERAS_BACKEND"] == "jax" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # a user's own setting wins
+    use_keras_backend("tensorflow")
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_load_npz_says_what_is_wrong_and_what_to_do(tmp_path: Path) -> None:
+    from stages.common import load_npz
+
+    np.savez(tmp_path / "a.npz", x=np.zeros(3))
+    with pytest.raises(PipelineError, match=r"a\.npz lacks y, classes; rerun `dvc repro` to rebuild it\."):
+        load_npz(tmp_path / "a.npz", ("x", "y", "classes"))
+    with pytest.raises(PipelineError, match=r"b\.npz not found; run `dvc repro` to build it\."):
+        load_npz(tmp_path / "b.npz", ("x",))
+    (tmp_path / "c.npz").write_bytes(b"not a zip")
+    with pytest.raises(PipelineError, match=r"c\.npz is not a readable \.npz \(not a zip archive\); rerun `dvc repro`"):
+        load_npz(tmp_path / "c.npz", ("x",))
+
+
+def test_load_model_refuses_a_lambda_layer_without_running_it(tmp_path: Path) -> None:
+    """safe_mode: a .keras file whose Lambda layer would run code is refused, in-process."""
+    import keras
+
+    marker = tmp_path / "pwned"
+    payload = eval(f"lambda x: (open({str(marker)!r}, 'w'), x)[1]")  # a real code payload
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(payload), keras.layers.Dense(2)])
+    model.save(tmp_path / "evil.keras")
+    marker.unlink()  # building the model called the lambda once
+    with pytest.raises(PipelineError, match=r"evil\.keras was refused: .*Lambda.*`dvc repro train`"):
+        evaluate.load_model(tmp_path / "evil.keras")
+    assert not marker.exists()
+
+
+def test_parse_idx_accepts_an_empty_set_and_refuses_a_short_header() -> None:
+    empty = preprocess.parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8), 0x803), 0x803, 3, "e")
+    assert empty.shape == (0, 28, 28)
+    with pytest.raises(PipelineError, match="only 15 bytes, shorter than an IDX header"):
+        preprocess.parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8), 0x803)[:15], 0x803, 3, "e")
+
+
+def test_split_refuses_to_leave_validation_empty() -> None:
+    with pytest.raises(PipelineError, match="val_fraction 0.01 leaves an empty training or "
+                                                      "validation set from 20 samples"):
+        preprocess.split_indices(np.repeat(np.arange(10), 2), 0.01, seed=0)
+
+
+def test_seed_zero_is_a_valid_seed_everywhere() -> None:
+    raw = {**DEFAULTS, "seed": 0}
+    assert params.plot_params(raw).seed == params.preprocess_params(raw).seed == params.train_params(raw).seed == 0
+
+
+def test_most_confident_errors_keep_test_order_among_ties() -> None:
+    y_true = np.zeros(6, dtype=int)
+    probs = np.array([[0.2, 0.8]] * 5 + [[0.1, 0.9]])
+    np.testing.assert_array_equal(plot.most_confident_errors(y_true, probs, 6), [5, 0, 1, 2, 3, 4])
