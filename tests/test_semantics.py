@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from stages import catalogue, evaluate, params, plot, preprocess, train
+from stages.common import PipelineError
 from tests.helpers import FILE_NAMES, ROOT, synthetic_digits
 
 DEFAULTS = params.read_params(ROOT / "params.yaml")
@@ -168,6 +169,27 @@ def test_the_seed_param_picks_the_validation_split(tiny_raw: tuple[Path, catalog
     assert not np.array_equal(val_images(1), _load(processed, "val")["x"])
 
 
+def test_the_preprocess_stage_splits_with_the_seed_param(tiny_raw: tuple[Path, catalogue.Dataset],
+                                                         processed: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through main(), as DVC runs it: params.yaml's seed and val_fraction make the split."""
+    raw, dataset = tiny_raw
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump({"tiny": catalogue_entry_of(dataset)}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**DEFAULTS, "dataset": "tiny", "seed": 0,
+                                                          "val_fraction": 0.2}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["preprocess", "--catalogue", "datasets.yaml", "--raw", str(raw),
+                                      "--out", "out"])
+    preprocess.main()
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(_load(tmp_path / "out", split)["x"], _load(processed, split)["x"])
+
+
+def catalogue_entry_of(dataset: catalogue.Dataset) -> dict:
+    return {"classes": list(dataset.classes), "mirrors": [],
+            "files": {role: {"name": f.name, "sha256": f.sha256} for role, f in dataset.files.items()}}
+
+
 def test_the_evaluate_stage_reads_the_test_split() -> None:
     """dvc.yaml hands evaluate test.npz, and train the train and validation files."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -285,7 +307,8 @@ def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path
         (log / split).mkdir(parents=True)
         for metric in ("loss", "accuracy"):
             (log / split / f"{metric}.tsv").write_text(f"step\t{metric}\n0\t{values}\n")
-    settings = {**DEFAULTS, "plot": {"samples": 9, "predictions": 6, "misclassified": 5}}
+    n_train = len(train_set["x"])  # ask for every training image: a pick with replacement repeats some
+    settings = {**DEFAULTS, "plot": {"samples": n_train, "predictions": 6, "misclassified": 5}}
 
     def draw(seed: int) -> dict[str, object]:
         drawn.clear()
@@ -294,9 +317,9 @@ def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path
         return dict(drawn)
 
     figures = draw(seed=1)
-    images, titles, _ = figures["samples.png"]  # nine different training images, each with its label
+    images, titles, _ = figures["samples.png"]  # different training images, each with its label
     label_of = {r.tobytes(): str(c) for r, c in zip(train_set["x"], train_set["y"].argmax(1))}
-    assert len({r.tobytes() for r in images}) == 9
+    assert len({r.tobytes() for r in images}) == n_train
     assert titles == [label_of[r.tobytes()] for r in images]
 
     images, titles, colors = figures["predictions.png"]  # six different test images
@@ -316,6 +339,9 @@ def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path
 
     curve = {"train": ([0, 1, 2], [0.9, 0.5, 0.3]), "validation": ([0, 1, 2], [1.1, 0.7, 0.6])}
     assert figures["training.png"] == {"loss": curve, "accuracy": curve}
+
+    with pytest.raises(PipelineError, match="the probabilities and the test set differ in length"):
+        plot.make_figures(params.plot_params(settings), train_set, test, probs[:-1], tmp_path / "log", tmp_path)
 
     # The random picks follow the `seed` param, and only it.
     again, other = draw(seed=1), draw(seed=2)

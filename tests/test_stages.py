@@ -301,3 +301,19 @@ def test_most_confident_errors_keep_test_order_among_ties() -> None:
     y_true = np.zeros(6, dtype=int)
     probs = np.array([[0.2, 0.8]] * 5 + [[0.1, 0.9]])
     np.testing.assert_array_equal(plot.most_confident_errors(y_true, probs, 6), [5, 0, 1, 2, 3, 4])
+
+
+def test_read_curve_names_a_missing_log(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"loss\.tsv not found; run `dvc repro train`\."):
+        plot.read_curve(tmp_path / "loss.tsv")
+
+
+def test_ctrl_c_sets_the_flag_that_long_loops_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stages import common
+
+    monkeypatch.setattr(common, "_interrupted", False)
+    common.raise_if_interrupted()  # nothing pending: no effect
+    with pytest.raises(KeyboardInterrupt):
+        common._on_sigint(2, None)
+    with pytest.raises(KeyboardInterrupt):  # raised again, even if the first one was swallowed
+        common.raise_if_interrupted()
