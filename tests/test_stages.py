@@ -317,3 +317,62 @@ def test_ctrl_c_sets_the_flag_that_long_loops_check(monkeypatch: pytest.MonkeyPa
         common._on_sigint(2, None)
     with pytest.raises(KeyboardInterrupt):  # raised again, even if the first one was swallowed
         common.raise_if_interrupted()
+
+
+def test_run_stage_exit_codes_and_messages(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Bad input: exit 1 and `<stage>: error: ...`; Ctrl-C: exit 130; the SIGINT handler is ours."""
+    import signal
+
+    from stages import common
+
+    monkeypatch.setattr(common, "_interrupted", False)
+    previous = signal.getsignal(signal.SIGINT)
+    seen = []
+
+    def bad_input() -> None:
+        seen.append(signal.getsignal(signal.SIGINT))
+        raise PipelineError("x.yaml is wrong; fix it.")
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(SystemExit) as exc:
+            common.run_stage("demo", bad_input)
+        assert exc.value.code == 1 and seen == [common._on_sigint]
+        assert capsys.readouterr().err == "demo: error: x.yaml is wrong; fix it.\n"
+        with pytest.raises(SystemExit) as exc:
+            common.run_stage("demo", ctrl_c)
+        assert exc.value.code == 130
+        assert capsys.readouterr().err == "demo: interrupted; no output was written.\n"
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # `cmd &` from a script: left ignored
+        with pytest.raises(SystemExit):
+            common.run_stage("demo", bad_input)
+        assert seen[-1] == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("value", [5, "", None])
+def test_dataset_param_must_be_a_name(value: object) -> None:
+    with pytest.raises(PipelineError, match=rf"`dataset` is {value!r}; it must be a dataset name from "
+                                            r"datasets\.yaml\. Fix params\.yaml or your `-S dataset=\.\.\.`"):
+        params.fetch_params({"dataset": value})
+
+
+def test_progress_line_shows_the_share_and_megabytes(capsys: pytest.CaptureFixture) -> None:
+    from stages import fetch
+
+    fetch._progress("a.gz", 500_000, 2_000_000, final=True)
+    fetch._progress("b.gz", 1_500_000, None)  # no size announced; stderr is not a terminal here
+    assert capsys.readouterr().err == "\rfetch: a.gz  25% 0.50/2.00 MB\n\rfetch: b.gz 1.50 MB\n"
+
+
+def test_sources_put_data_mirror_first_and_tell_urls_from_folders() -> None:
+    from stages import fetch
+
+    ds = catalogue.Dataset("mnist", ("0", "1"), ("https://a.example/m/", "http://b.example/x"), {})
+    assert fetch.sources(ds, "/data/") == ["/data/mnist", "https://a.example/m", "http://b.example/x"]
+    assert fetch.sources(ds, None) == ["https://a.example/m", "http://b.example/x"]
+    assert [fetch._is_url(b) for b in ("HTTPS://x", "http://x", "file:///x", "/x:y", "C:/data")] == \
+        [True, True, True, False, False]
