@@ -238,10 +238,10 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
          f"in {cached}/{len(results)}", verdict(statistics.median(revisit) <= 3 and cached == len(results))),
         ("d. Nothing changed: `dvc repro`", "≤ 1.0 s", f"{spread(noop, n=True)} s",
          verdict(statistics.median(noop) <= 1.0)),
-        ("e. Training speed: train stage steady-state epoch", "≥ 40% of floor",
+        ("e. Training speed: train stage steady-state epoch", "≥ 60% of floor",
          f"floor {floor:.3f} s/epoch, measured {spread(epoch, '.3f', n=True)} s/epoch, "
          f"{100 * floor / statistics.median(epoch):.0f}% of floor (plain script: {spread(plain_epoch, '.3f')} s/epoch)",
-         verdict(floor / statistics.median(epoch) >= 0.40)),
+         verdict(floor / statistics.median(epoch) >= 0.60)),
         ("f. Memory: peak RSS of each stage (max over runs)", "≤ 1.5 GB each",
          ", ".join(f"{s} {m:.0f} MB" for s, m in rss.items()), verdict(max(rss.values()) <= 1536)),
         ("f. Disk after a cold repro", "—", disk, "—"),
@@ -253,6 +253,7 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
          f"train {spread([r['jax_dvc'].stage('train')[0] for r in results], '.1f')} s, "
          f"evaluate {spread([r['jax_dvc'].stage('evaluate')[0] for r in results], '.1f')} s; "
          f"test accuracy {spread([r['jax_accuracy'] for r in results], '.4f')}", "—"),
+        tax_row(results),
     ]
     note = (f"Floor: {n_params:,} parameters; FLOPs/epoch = 6·P·{first['n_train']:,} training samples "
             f"+ 2·P·{first['n_val']:,} validation samples (the measured epoch includes the validation "
@@ -260,6 +261,30 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
             "matmul, measured before and after the pairs). Epoch times are the gaps between "
             "consecutive epoch-end lines of the train stage's output (first epoch excluded).")
     return rows, note
+
+
+def tax(r: dict) -> dict[str, float]:
+    """Seconds of a cold `dvc repro` that are not the train stage's epochs, by where they go.
+
+    The train stage's epochs are counted as epochs x its median steady-state epoch; the rest
+    of its wall time (imports, loading, building, the first epoch's tracing, saving) is tax.
+    """
+    cold = r["cold_dvc"]
+    walls = {s: cold.stage(s)[0] for s in STAGES}
+    epochs = r["params"]["epochs"] * statistics.median(cold.epoch_times())
+    parts = {s: walls[s] for s in STAGES if s != "train"}
+    parts["train, outside its epochs"] = walls["train"] - epochs
+    parts["DVC itself"] = cold.wall - sum(walls.values())
+    return parts
+
+
+def tax_row(results: list[dict]) -> tuple[str, ...]:
+    """Row i: the total tax and its parts (medians over the pairs)."""
+    parts = [tax(r) for r in results]
+    total = [sum(p.values()) for p in parts]
+    detail = ", ".join(f"{k} {statistics.median(p[k] for p in parts):.2f}" for k in parts[0])
+    return ("i. Not training: everything in a cold `dvc repro` but the train stage's epochs", "≤ 3 s",
+            f"{spread(total, n=True)} s: {detail}", verdict(statistics.median(total) <= 3))
 
 
 def report(results: list[dict], gflops: float, pairs: int, quick: bool, load: float) -> str:

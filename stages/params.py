@@ -17,7 +17,7 @@ PARAMS_FILE = Path("params.yaml")
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "tanh", "sigmoid")
-BACKENDS = ("tensorflow", "jax")  # Keras 3 backends for train and evaluate
+BACKENDS = ("tensorflow", "jax")  # Keras 3 backends for training
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,6 @@ class TrainParams:
     hidden_units: tuple[int, ...]
     activation: str
     dropout: float
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    backend: str
 
 
 @dataclass(frozen=True)
@@ -153,10 +148,6 @@ def train_params(raw: dict[str, Any]) -> TrainParams:
         activation=_choice(raw, "activation", ACTIVATIONS),
         dropout=_float(raw, "dropout", 0.0, 1.0, closed_low=True),
     )
-
-
-def evaluate_params(raw: dict[str, Any]) -> EvaluateParams:
-    return EvaluateParams(backend=_choice(raw, "backend", BACKENDS))
 
 
 def plot_params(raw: dict[str, Any]) -> PlotParams:

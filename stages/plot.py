@@ -2,7 +2,7 @@
 
 Writes to reports/figures/: samples.png (training images with labels), training.png
 (loss and accuracy per epoch), confusion_matrix.png, predictions.png (random test
-images titled `Predicted: p, True: t`) and misclassified.png (the most confidently
+images titled `Predicted: p` over `True: t`) and misclassified.png (the most confidently
 wrong test images). No TensorFlow here: it works from the evaluate stage's probabilities.
 """
 
@@ -42,9 +42,10 @@ def most_confident_errors(y_true: np.ndarray, probs: np.ndarray, k: int) -> np.n
 
 def prediction_panel(classes: list[str], y_true: np.ndarray, probs: np.ndarray,
                      picks: np.ndarray) -> tuple[list[str], list[str]]:
-    """Titles `Predicted: p, True: t` for the picked images, and red for the wrong ones."""
+    """Titles `Predicted: p` over `True: t` (two lines: class names can be long), and red
+    for the wrong ones."""
     y_pred = probs.argmax(1)
-    titles = [f"Predicted: {classes[y_pred[i]]}, True: {classes[y_true[i]]}" for i in picks]
+    titles = [f"Predicted: {classes[y_pred[i]]}\nTrue: {classes[y_true[i]]}" for i in picks]
     return titles, ["black" if y_pred[i] == y_true[i] else "red" for i in picks]
 
 
@@ -53,7 +54,7 @@ def error_panel(classes: list[str], y_true: np.ndarray, probs: np.ndarray,
     """The k most confidently wrong images, titled with the model's confidence in its answer."""
     worst = most_confident_errors(y_true, probs, k)
     y_pred = probs.argmax(1)
-    return worst, [f"Predicted: {classes[y_pred[i]]} ({probs[i].max():.1%}), True: {classes[y_true[i]]}"
+    return worst, [f"Predicted: {classes[y_pred[i]]} ({probs[i].max():.1%})\nTrue: {classes[y_true[i]]}"
                    for i in worst]
 
 

@@ -1,7 +1,9 @@
 """Stage 2, preprocess: parse and validate IDX, scale and flatten, split, write .npz.
 
-Outputs data/processed/{train,val,test}.npz, each with `x` (float32, N x 784, in [0,1]),
-`y` (one-hot float32, N x classes) and `classes` (names). The validation split is a
+Outputs data/processed/{train,val,test}.npz, each with `x` (uint8 pixels 0-255, N x 784),
+`y` (one-hot float32, N x classes) and `classes` (names). Pixels stay bytes: a quarter of
+float32's size for DVC to hash and cache, and the model scales them itself (its Rescaling
+layer), so it reads any picture in the same 0-255 form. The validation split is a
 seeded, stratified slice of the training set, so the test set never steers training.
 """
 
@@ -76,8 +78,8 @@ def load_split(images_gz: Path, labels_gz: Path, n_classes: int) -> tuple[np.nda
 
 
 def to_features(images: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scale pixels to [0,1] float32, flatten to 784, one-hot the labels (as the seed does)."""
-    x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
+    """Flatten each image to 784 uint8 pixels and one-hot the labels (as the seed does)."""
+    x = images.reshape(len(images), -1)
     y = np.eye(n_classes, dtype=np.float32)[labels]
     return x, y
 

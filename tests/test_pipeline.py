@@ -46,6 +46,22 @@ def dvc(project: tuple[Path, dict[str, str]], *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
+def evaluate_agrees_with_tensorflow(proj: Path, metrics: dict) -> None:
+    """Evaluate infers on Keras' NumPy backend; TensorFlow, which trained, must agree."""
+    import keras
+    import numpy as np
+
+    assert keras.backend.backend() == "tensorflow"
+    model = keras.models.load_model(proj / "models" / "model.keras", safe_mode=True)
+    with np.load(proj / "data" / "processed" / "test.npz") as test:
+        x, y = test["x"], test["y"]
+    loss, accuracy = model.evaluate(x, y, batch_size=len(x), verbose=0)
+    with np.load(proj / "reports" / "probabilities.npz") as saved:
+        np.testing.assert_allclose(saved["probs"], model.predict(x, verbose=0), atol=1e-5)
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert metrics["test"]["loss"] == pytest.approx(loss, abs=1e-5)
+
+
 def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     proj = project[0]
     # 1. First repro runs everything.
@@ -53,6 +69,7 @@ def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     metrics = json.loads((proj / "reports" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.5  # the synthetic classes are learnable
     assert {p.name for p in (proj / "reports" / "figures").iterdir()} >= {"confusion_matrix.png", "predictions.png"}
+    evaluate_agrees_with_tensorflow(proj, metrics)
 
     # 2. A second repro in a row runs nothing.
     again = dvc(project, "repro")

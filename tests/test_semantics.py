@@ -50,10 +50,11 @@ def _layers(model: object) -> list[tuple[str, dict]]:
 def test_hidden_units_activation_and_dropout_shape_the_layers() -> None:
     model = train.build_model(_params(hidden_units=[7, 5], activation="tanh", dropout=0.3), 784, 10)
     layers = _layers(model)
-    assert [name for name, _ in layers] == ["Dense", "Dense", "Dropout", "Dense"]
+    assert [name for name, _ in layers] == ["Rescaling", "Dense", "Dense", "Dropout", "Dense"]
+    assert (layers[0][1]["scale"], layers[0][1]["offset"]) == (pytest.approx(1 / 255), 0.0)  # bytes to [0, 1]
     assert [cfg["units"] for name, cfg in layers if name == "Dense"] == [7, 5, 10]
     assert [cfg["activation"] for name, cfg in layers if name == "Dense"] == ["tanh", "tanh", "softmax"]
-    assert layers[2][1]["rate"] == pytest.approx(0.3)
+    assert layers[3][1]["rate"] == pytest.approx(0.3)
     assert model.input_shape == (None, 784)
 
 
@@ -109,7 +110,9 @@ def test_train_stage_logs_validation_on_val_npz(processed: Path, tmp_path: Path,
     train.main()
     assert not (tmp_path / "log" / "stale.tsv").exists()
     logged = json.loads((tmp_path / "log" / "metrics.json").read_text())["eval"]["loss"]
-    model = evaluate.load_model(tmp_path / "m.keras")
+    import keras
+
+    model = keras.models.load_model(tmp_path / "m.keras")  # compiled as trained: its loss
     assert logged == pytest.approx(model.evaluate(*_xy(processed, "val"), verbose=0)[0], rel=1e-4)
 
 
@@ -138,14 +141,14 @@ def test_splits_are_disjoint_by_content_and_exactly_the_dataset_files(
     assert not set(_rows(tr["x"])) & set(_rows(te["x"]))
     assert not set(_rows(va["x"])) & set(_rows(te["x"]))
 
-    # Pixels are the bytes / 255 in float32, labels one-hot: exactly the seed's definition.
+    # Pixels are the files' bytes, flattened (the model scales them), labels one-hot.
     def features(images: np.ndarray) -> np.ndarray:
-        return images.astype(np.float32) / np.float32(255)
+        return images.reshape(len(images), 784)
 
     # The test set is the test files, in order.
     np.testing.assert_array_equal(te["x"], features(test_img))
     np.testing.assert_array_equal(te["y"], np.eye(10, dtype=np.float32)[test_lab])
-    assert te["x"].dtype == np.float32 and te["y"].dtype == np.float32
+    assert te["x"].dtype == np.uint8 and te["y"].dtype == np.float32
 
     # Train and validation together are the training files, each image with its own label.
     label_of = dict(zip(_rows(features(train_img)), train_lab))
@@ -277,16 +280,16 @@ def test_confusion_matrix_counts_the_hand_example() -> None:
 
 def test_prediction_titles_name_the_argmax_and_the_truth() -> None:
     titles, colors = plot.prediction_panel(CLASSES, Y_TRUE, PROBS, np.array([3, 0, 1]))
-    assert titles == ["Predicted: two, True: one", "Predicted: zero, True: zero",
-                      "Predicted: one, True: zero"]
+    assert titles == ["Predicted: two\nTrue: one", "Predicted: zero\nTrue: zero",
+                      "Predicted: one\nTrue: zero"]
     assert colors == ["red", "black", "red"]
 
 
 def test_misclassified_gallery_holds_only_errors_most_confident_first() -> None:
     worst, titles = plot.error_panel(CLASSES, Y_TRUE, PROBS, 16)
     assert list(worst) == [1, 7, 3]
-    assert titles == ["Predicted: one (50.0%), True: zero", "Predicted: two (45.0%), True: three",
-                      "Predicted: two (40.0%), True: one"]
+    assert titles == ["Predicted: one (50.0%)\nTrue: zero", "Predicted: two (45.0%)\nTrue: three",
+                      "Predicted: two (40.0%)\nTrue: one"]
     assert list(plot.error_panel(CLASSES, Y_TRUE, PROBS, 1)[0]) == [1]
 
 
@@ -357,7 +360,7 @@ def trained(processed: Path) -> object:
 
 
 def test_predictions_do_not_depend_on_batch_order_or_size(trained: object) -> None:
-    x = synthetic_digits(64, seed=7)[0].reshape(64, -1).astype(np.float32) / 255
+    x = synthetic_digits(64, seed=7)[0].reshape(64, -1)
     base = trained.predict(x, batch_size=64, verbose=0)
     order = np.random.default_rng(0).permutation(len(x))
     np.testing.assert_allclose(trained.predict(x[order], batch_size=64, verbose=0), base[order], atol=1e-5)
@@ -373,5 +376,5 @@ def test_the_model_follows_the_bar_that_defines_each_class(trained: object) -> N
     for c in range(10):
         image = noise.copy()
         image[2 * c + 4, 3:25] = 255
-        predicted.append(int(trained.predict(image.reshape(1, 784) / 255.0, verbose=0).argmax()))
+        predicted.append(int(trained.predict(image.reshape(1, 784), verbose=0).argmax()))
     assert predicted == list(range(10))

@@ -25,7 +25,6 @@ PARAM_LOADERS = {
     "fetch": params.FetchParams,
     "preprocess": params.PreprocessParams,
     "train": params.TrainParams,
-    "evaluate": params.EvaluateParams,
     "plot": params.PlotParams,
 }
 
@@ -85,11 +84,11 @@ def test_parse_idx_round_trips_images() -> None:
     np.testing.assert_array_equal(parsed, images)
 
 
-def test_to_features_scales_flattens_and_one_hots() -> None:
+def test_to_features_keeps_the_bytes_flattens_and_one_hots() -> None:
     images = np.array([[[0] * 28] * 28, [[255] * 28] * 28], dtype=np.uint8)
     x, y = preprocess.to_features(images, np.array([3, 9], dtype=np.uint8), 10)
-    assert x.shape == (2, 784) and x.dtype == np.float32
-    assert x.min() == 0.0 and x.max() == 1.0
+    assert x.shape == (2, 784) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x, images.reshape(2, 784))
     np.testing.assert_array_equal(y.argmax(1), [3, 9])
     assert y.dtype == np.float32 and y.sum() == 2
 
@@ -111,7 +110,7 @@ def test_preprocess_writes_three_splits(processed: Path) -> None:
     for split in ("train", "val", "test"):
         with np.load(processed / f"{split}.npz", allow_pickle=False) as d:
             assert d["x"].shape[1] == 784 and d["y"].shape[1] == 10
-            assert d["x"].dtype == np.float32 and 0 <= d["x"].min() and d["x"].max() <= 1
+            assert d["x"].dtype == np.uint8
             assert list(d["classes"]) == [str(i) for i in range(10)]
             sizes[split] = len(d["x"])
     assert sizes == {"train": 400, "val": 100, "test": 100}
@@ -133,7 +132,7 @@ def _load(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 def test_model_is_the_seed_architecture() -> None:
     model = train.build_model(params.train_params(DEFAULTS), 784, 10)
     kinds = [(type(layer).__name__, getattr(layer, "units", None)) for layer in model.layers]
-    assert kinds == [("Dense", 128), ("Dense", 128), ("Dropout", None), ("Dense", 10)]
+    assert kinds == [("Rescaling", None), ("Dense", 128), ("Dense", 128), ("Dropout", None), ("Dense", 10)]
     assert model.count_params() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
     assert model.loss == "categorical_crossentropy"
 
