@@ -21,7 +21,7 @@ INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test test-fast mutation bench lock venv clean
+.PHONY: repro test test-fast mutation bench compare lock venv clean
 
 venv: $(STAMP)
 
@@ -53,6 +53,9 @@ mutation: $(STAMP)
 	rm -rf mutants
 	mutmut run --max-children 2
 	mutmut results --all true > mutants/results.txt || true
+
+compare: $(STAMP)
+	python -m stages.compare
 
 bench: $(STAMP)
 	python benchmarks/bench.py

@@ -14,33 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from stages.common import (PipelineError, atomic_output, load_npz, run_stage, save_npz,
-                           stage_paths, use_keras_backend)
+from stages.common import atomic_output, load_npz, run_stage, save_npz, stage_paths
+from stages.inference import load_model
 
 # Inference only: a large batch does the same arithmetic in far fewer steps.
 EVAL_BATCH_SIZE = 4096
-# Whatever backend trained the model, Keras' NumPy backend runs it: a forward pass needs
-# no TensorFlow, whose import alone costs more than this whole stage does without it. The
-# probabilities agree with TensorFlow's to about 1e-6 (tests/test_pipeline.py checks).
-INFERENCE_BACKEND = "numpy"
-
-
-def load_model(path: Path) -> Any:
-    """Load a .keras file with safe_mode on, so no embedded code can run, for inference."""
-    import keras
-
-    try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)  # inference only
-    except (OSError, ValueError) as exc:
-        if "safe_mode" in str(exc):  # Keras's advice (turn safe_mode off) is not ours to give
-            raise PipelineError(
-                f"{path} was refused: loading it would run code it carries "
-                f"({str(exc).split('. ')[0]}). Only models the train stage builds are loaded; "
-                "rebuild it with `dvc repro train`."
-            ) from None
-        raise PipelineError(
-            f"{path} is missing or not a valid Keras model ({exc}); run `dvc repro train`."
-        ) from None
 
 
 def test_loss(y_onehot: np.ndarray, probs: np.ndarray) -> float:
@@ -95,7 +73,6 @@ def write_outputs(metrics: dict[str, Any], y_true: np.ndarray, probs: np.ndarray
 
 def main() -> None:
     args = stage_paths(__doc__, "model", "test", "metrics", "predictions", "probs")
-    use_keras_backend(INFERENCE_BACKEND)
     test = load_npz(args.test, ("x", "y", "classes"))
     model = load_model(args.model)
     probs = model.predict(test["x"], batch_size=EVAL_BATCH_SIZE, verbose=0)

@@ -63,7 +63,9 @@ def _open(base: str, name: str, timeout: float) -> Iterator[tuple[BinaryIO, int 
         raise SourceFailed(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise SourceFailed(str(exc.reason)) from None
-    except (TimeoutError, OSError, HTTPException) as exc:
+    except TimeoutError:
+        raise SourceFailed(f"timed out: no answer within {timeout:g} s (FETCH_TIMEOUT)") from None
+    except (OSError, HTTPException) as exc:
         raise SourceFailed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
 
 

@@ -18,6 +18,8 @@ PARAMS_FILE = Path("params.yaml")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "tanh", "sigmoid")
 BACKENDS = ("tensorflow", "jax")  # Keras 3 backends for training
+MODELS = ("mlp", "cnn")  # the seed's dense network, or a convolutional one (stages/model.py)
+MAX_CNN_BLOCKS = 3  # each block halves the 28x28 image: 14, 7, 3
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,19 @@ class PreprocessParams:
 
 
 @dataclass(frozen=True)
+class CnnParams:
+    filters: tuple[int, ...]
+    dense_units: int
+    dropout: float
+    augment: bool
+    batch_size: int  # the CNN's own: it learns best from more, smaller steps than the MLP
+    learning_rate: float
+
+
+@dataclass(frozen=True)
 class TrainParams:
     backend: str
+    model: str
     seed: int
     epochs: int
     batch_size: int
@@ -43,6 +56,7 @@ class TrainParams:
     hidden_units: tuple[int, ...]
     activation: str
     dropout: float
+    cnn: CnnParams
 
 
 @dataclass(frozen=True)
@@ -98,7 +112,7 @@ def _choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _units(raw: dict[str, Any], key: str) -> tuple[int, ...]:
+def _units(raw: dict[str, Any], key: str, longest: int | None = None) -> tuple[int, ...]:
     value = _get(raw, key)
     if (
         not isinstance(value, list)
@@ -106,7 +120,16 @@ def _units(raw: dict[str, Any], key: str) -> tuple[int, ...]:
         or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
     ):
         raise _bad(key, value, "a non-empty list of positive integers, e.g. [128, 128]")
+    if longest is not None and len(value) > longest:
+        raise _bad(key, value, f"a list of at most {longest} positive integers, e.g. [32, 64]")
     return tuple(value)
+
+
+def _bool(raw: dict[str, Any], key: str) -> bool:
+    value = _get(raw, key)
+    if not isinstance(value, bool):
+        raise _bad(key, value, "true or false")
+    return value
 
 
 def _dataset(raw: dict[str, Any]) -> str:
@@ -139,6 +162,7 @@ def preprocess_params(raw: dict[str, Any]) -> PreprocessParams:
 def train_params(raw: dict[str, Any]) -> TrainParams:
     return TrainParams(
         backend=_choice(raw, "backend", BACKENDS),
+        model=_choice(raw, "model", MODELS),
         seed=_int(raw, "seed", minimum=0),
         epochs=_int(raw, "epochs"),
         batch_size=_int(raw, "batch_size"),
@@ -147,6 +171,14 @@ def train_params(raw: dict[str, Any]) -> TrainParams:
         hidden_units=_units(raw, "hidden_units"),
         activation=_choice(raw, "activation", ACTIVATIONS),
         dropout=_float(raw, "dropout", 0.0, 1.0, closed_low=True),
+        cnn=CnnParams(
+            filters=_units(raw, "cnn.filters", longest=MAX_CNN_BLOCKS),
+            dense_units=_int(raw, "cnn.dense_units"),
+            dropout=_float(raw, "cnn.dropout", 0.0, 1.0, closed_low=True),
+            augment=_bool(raw, "cnn.augment"),
+            batch_size=_int(raw, "cnn.batch_size"),
+            learning_rate=_float(raw, "cnn.learning_rate", 0.0, float("inf"), closed_low=False),
+        ),
     )
 
 

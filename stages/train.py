@@ -1,4 +1,4 @@
-"""Stage 3, train: the seed's dense network, trained seeded and deterministic on CPU.
+"""Stage 3, train: the network the `model` param names, trained seeded and deterministic.
 
 Keras runs on the backend the `backend` param names (TensorFlow by default, or JAX).
 
@@ -9,11 +9,13 @@ outputs appear only when training finishes.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stages.common import (atomic_output, load_npz, raise_if_interrupted, run_stage,
+from stages.common import (PipelineError, atomic_output, load_npz, raise_if_interrupted, run_stage,
                            stage_paths, use_keras_backend)
+from stages.model import batch_size, build_model, learning_rate_schedule
 from stages.params import TrainParams, read_params, train_params
 
 if TYPE_CHECKING:
@@ -22,32 +24,24 @@ if TYPE_CHECKING:
     from dvclive import Live
 
 
-# Batches per call into the backend: the same arithmetic in the same order (identical
-# weights), with far less Python between steps; measured 25% faster per epoch on 2 CPU cores.
-STEPS_PER_EXECUTION = 32
+def limit_threads(backend: str) -> None:
+    """Use TRAIN_THREADS threads (default: every core), e.g. 1 each for `dvc queue start -j 2`.
 
-
-def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Model":
-    """784 pixels (0-255) -> /255 -> Dense relu x N -> Dropout -> Dense softmax, as in the seed.
-
-    The scaling is a layer, so the saved model takes pixels as they are stored and as any
-    picture has them; nothing outside the model has to know about it.
+    Must run before the backend is imported: TensorFlow and XLA size their thread pools once.
+    The count is part of the arithmetic (threads split the sums), so runs to be compared to
+    the last digit need the same TRAIN_THREADS; how many run side by side does not matter.
     """
-    import keras
-
-    model = keras.Sequential(name="mnist_mlp")
-    model.add(keras.Input(shape=(n_inputs,)))
-    model.add(keras.layers.Rescaling(1 / 255))
-    for units in params.hidden_units:
-        model.add(keras.layers.Dense(units, activation=params.activation))
-    model.add(keras.layers.Dropout(params.dropout))
-    model.add(keras.layers.Dense(n_classes, activation="softmax"))
-    optimizer = keras.optimizers.get(
-        {"class_name": params.optimizer, "config": {"learning_rate": params.learning_rate}}
-    )
-    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"],
-                  steps_per_execution=STEPS_PER_EXECUTION)
-    return model
+    value = os.environ.get("TRAIN_THREADS", "")
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise PipelineError(f"TRAIN_THREADS is {value!r}; it must be a whole number >= 1, e.g. "
+                            "TRAIN_THREADS=1 dvc queue start -j 2.")
+    if backend == "tensorflow":
+        os.environ["TF_NUM_INTRAOP_THREADS"] = value
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    elif value == "1":  # XLA on CPU has no thread-count flag, only one or all
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
 
 def make_deterministic(seed: int) -> None:
@@ -95,6 +89,10 @@ def train(
     make_deterministic(params.seed)
     model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
     callbacks = []
+    if schedule := learning_rate_schedule(params):
+        import keras
+
+        callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     if log_dir is not None:
         from dvclive import Live
 
@@ -102,7 +100,7 @@ def train(
         callbacks.append(epoch_logger(live))
     model.fit(
         *train_xy,
-        batch_size=params.batch_size,
+        batch_size=batch_size(params),
         epochs=params.epochs,
         validation_data=val_xy,
         callbacks=callbacks,
@@ -114,6 +112,7 @@ def train(
 def main() -> None:
     args = stage_paths(__doc__, "data", "model", "log")
     params = train_params(read_params())  # fail fast, before TensorFlow loads
+    limit_threads(params.backend)
     use_keras_backend(params.backend)
     train_set = load_npz(args.data / "train.npz", ("x", "y"))
     val_set = load_npz(args.data / "val.npz", ("x", "y"))

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("stages", "dvc.yaml", "params.yaml", "datasets.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+PROJECT_FILES = ("stages", "predict.py", "dvc.yaml", "params.yaml", "datasets.yaml", ".dvc/config", ".dvcignore", ".gitignore")
 FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",

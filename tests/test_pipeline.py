@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,19 @@ def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     assert ran(dvc(project, "exp", "run", "-S", "backend=jax")) == {"train", "evaluate", "plot"}
     assert json.loads((proj / "reports" / "metrics.json").read_text())["test"]["accuracy"] > 0.5
 
-    # 7. The experiments table and the plots page work.
+    # 7. The CNN is one param away; the processed data stays, the model is convolutional.
+    out = dvc(project, "exp", "run", "-S", "model=cnn")
+    assert ran(out) == {"train", "evaluate", "plot"}, out
+    import keras
+
+    layers = keras.models.load_model(proj / "models" / "model.keras").layers
+    assert sum(type(layer).__name__ == "Conv2D" for layer in layers) == 2
+    assert set(json.loads((proj / "reports" / "metrics.json").read_text())["test"]) >= {"accuracy", "loss"}
+
+    # 8. The experiments table and the plots page work; both models are in the table.
     table = json.loads(dvc(project, "exp", "show", "--json"))
     assert table and "epochs" in json.dumps(table)
+    assert '"model": "mlp"' in json.dumps(table) and '"model": "cnn"' in json.dumps(table)
     dvc(project, "plots", "show", "-o", "plots_out")
     assert (proj / "plots_out" / "index.html").exists()
 
@@ -116,3 +127,17 @@ def test_real_mnist_reaches_the_seed_accuracy(tmp_path: Path) -> None:
     assert ran(out.stdout) == set(STAGES)
     metrics = json.loads((proj / "reports" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.975
+
+    # predict.py reads photos made from the test set: large, dark on light, off-centre, noisy.
+    import numpy as np
+
+    from tests.test_predict import photo_of, save
+
+    with np.load(proj / "data" / "processed" / "test.npz") as test:
+        x, labels = test["x"][:200], test["y"][:200].argmax(1)
+    rng = np.random.default_rng(0)
+    files = [save(photo_of(image.reshape(28, 28), rng), tmp_path / f"{i}.{'jpg' if i % 2 else 'png'}")
+             for i, image in enumerate(x)]
+    out = run(proj, sys.executable, "predict.py", "--json", *map(str, files))
+    right = sum(r["predicted"] == str(label) for r, label in zip(json.loads(out.stdout), labels))
+    assert right >= 190, f"{right}/200 photos read right"

@@ -69,6 +69,52 @@ def test_optimizer_and_learning_rate_reach_keras(name: str, keras_class: str) ->
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0123)
 
 
+def test_the_cnn_params_shape_its_layers() -> None:
+    cnn = {**DEFAULTS["cnn"], "filters": [4, 6, 8], "dense_units": 9, "dropout": 0.25, "augment": True}
+    layers = _layers(train.build_model(_params(model="cnn", cnn=cnn), 784, 10))
+    names = [name for name, _ in layers]
+    assert names[:3] == ["Rescaling", "Reshape", "RandomTranslation"] and layers[1][1]["target_shape"] == (28, 28, 1)
+    assert (layers[2][1]["height_factor"], layers[2][1]["width_factor"]) == (0.1, 0.1)
+    assert [cfg["filters"] for name, cfg in layers if name == "Conv2D"] == [4, 6, 8]
+    assert names.count("BatchNormalization") == 3 and names.count("MaxPooling2D") == 3
+    assert [cfg["units"] for name, cfg in layers if name == "Dense"] == [9, 10]
+    assert [cfg["rate"] for name, cfg in layers if name == "Dropout"] == [0.25, 0.25]
+    plain = [name for name, _ in _layers(train.build_model(_params(model="cnn", cnn={**cnn, "augment": False}), 784, 10))]
+    assert "RandomTranslation" not in plain
+
+
+def test_the_cnn_trains_with_its_own_batch_size_and_learning_rate(processed: Path) -> None:
+    import keras
+
+    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "batch_size": 40, "learning_rate": 0.0123}
+    model = train.build_model(_params(model="cnn", cnn=cnn, learning_rate=0.5), 784, 10)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0123)
+    x, y = _xy(processed, "train")
+    model = train.train(_params(model="cnn", cnn=cnn, epochs=1, batch_size=7), (x, y), _xy(processed, "val"))
+    assert int(model.optimizer.iterations) == -(-len(x) // 40)
+
+
+def test_the_cnn_learning_rate_falls_along_a_half_cosine(processed: Path) -> None:
+    from stages.model import learning_rate_schedule
+
+    assert learning_rate_schedule(_params(model="mlp")) is None  # the seed's constant rate
+    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "learning_rate": 0.01}
+    schedule = learning_rate_schedule(_params(model="cnn", cnn=cnn, epochs=4, learning_rate=0.5))
+    assert [round(schedule(e, 0.0), 6) for e in range(4)] == [0.01, 0.008536, 0.005, 0.001464]
+    model = train.train(_params(model="cnn", cnn=cnn, epochs=2),
+                        _xy(processed, "train"), _xy(processed, "val"))
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)  # what the last epoch used
+
+
+def test_the_cnn_trains_deterministically(processed: Path) -> None:
+    """Augmentation draws random numbers too: the seed must fix them all."""
+    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "augment": True}
+    weights = [train.train(_params(model="cnn", cnn=cnn, epochs=1), _xy(processed, "train"),
+                           _xy(processed, "val")).get_weights() for _ in range(2)]
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_loss_is_categorical_cross_entropy() -> None:
     model = train.build_model(_params(), 784, 10)
     assert model.loss == "categorical_crossentropy"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import catalogue, evaluate, params, plot, preprocess, train
+from stages import catalogue, evaluate, inference, params, plot, preprocess, train
 from stages.common import PipelineError
 from tests.helpers import ROOT, idx_bytes, synthetic_digits
 
@@ -61,7 +61,8 @@ def test_dvc_yaml_lists_every_project_module_a_stage_imports(stage: str) -> None
 
 def test_default_params_are_the_seed_model() -> None:
     p = params.train_params(DEFAULTS)
-    assert (p.epochs, p.batch_size, p.hidden_units, p.dropout, p.optimizer) == (20, 512, (128, 128), 0.05, "adam")
+    assert (p.model, p.epochs, p.batch_size, p.hidden_units, p.dropout, p.optimizer) == (
+        "mlp", 20, 512, (128, 128), 0.05, "adam")
     assert params.preprocess_params(DEFAULTS).dataset == "mnist"
     assert params.plot_params(DEFAULTS).samples > 0
 
@@ -274,7 +275,7 @@ def test_load_model_refuses_a_lambda_layer_without_running_it(tmp_path: Path) ->
     model.save(tmp_path / "evil.keras")
     marker.unlink()  # building the model called the lambda once
     with pytest.raises(PipelineError, match=r"evil\.keras was refused: .*Lambda.*`dvc repro train`"):
-        evaluate.load_model(tmp_path / "evil.keras")
+        inference.load_model(tmp_path / "evil.keras")
     assert not marker.exists()
 
 
@@ -375,3 +376,39 @@ def test_sources_put_data_mirror_first_and_tell_urls_from_folders() -> None:
     assert fetch.sources(ds, None) == ["https://a.example/m", "http://b.example/x"]
     assert [fetch._is_url(b) for b in ("HTTPS://x", "http://x", "file:///x", "/x:y", "C:/data")] == \
         [True, True, True, False, False]
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+def _exp(rev: str, accuracy: float, loss: float, **params: object) -> dict:
+    return {"rev": rev, "test.accuracy": accuracy, "test.loss": loss,
+            **{"seed": 1, "epochs": 20, "learning_rate": 0.001, **params}}
+
+
+def test_compare_groups_by_everything_but_the_seed_best_first() -> None:
+    from stages.compare import table
+
+    rows = [
+        _exp("workspace", 0.5, 9.0),  # the workspace repeats a commit: left out
+        _exp("a", 0.90, 0.30, seed=1), _exp("b", 0.92, 0.20, seed=2), _exp("c", 0.94, 0.10, seed=3),
+        _exp("d", 0.97, 0.05, seed=1, learning_rate=0.01),
+        {"rev": "e", "test.accuracy": None, "test.loss": None, "seed": 4},  # queued: no metrics
+    ]
+    lines = table(rows, ["seed", "epochs", "learning_rate"]).splitlines()
+    assert lines == [
+        "| learning_rate | runs | seeds | test accuracy | test loss |",
+        "|---|---|---|---|---|",
+        "| 0.01 | 1 | 1 | 0.9700 (one run: no spread) | 0.0500 (one run: no spread) |",
+        "| 0.001 | 3 | 1, 2, 3 | 0.9200 ± 0.0200 | 0.2000 ± 0.1000 |",
+    ]
+
+
+def test_compare_with_one_group_says_only_the_seed_varies_and_with_none_says_what_to_do() -> None:
+    from stages.compare import param_names, table
+
+    assert param_names({"a": 1, "plot": {"samples": 2, "x": {"y": 3}}}) == ["a", "plot.samples", "plot.x.y"]
+    text = table([_exp("a", 0.9, 0.3, seed=1), _exp("b", 0.8, 0.5, seed=2)], ["seed", "epochs"])
+    assert text.splitlines()[2] == "| 2 | 1, 2 | 0.8500 ± 0.0707 | 0.4000 ± 0.1414 |"
+    assert text.endswith("All experiments share their params but the seed.")
+    with pytest.raises(PipelineError, match="no experiments with test metrics yet"):
+        table([_exp("workspace", 0.9, 0.3)], ["seed"])

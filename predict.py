@@ -1,0 +1,97 @@
+"""Read handwritten digits from your own pictures with the trained model.
+
+    python predict.py IMAGE [IMAGE ...] [--json] [--model models/model.keras]
+
+Each picture (PNG, JPEG or anything Pillow reads; dark ink on light paper is fine) is first
+brought into MNIST's form (stages/normalise.py), then classified. One line per picture:
+
+    my_seven.jpg: 7 (98.1%), runner-up 1 (1.2%)
+
+A picture that cannot be read gets one line on stderr and exit status 1; the others are
+still answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stages.catalogue import load_dataset
+from stages.common import PipelineError
+from stages.inference import load_model
+from stages.normalise import read_image, to_mnist
+from stages.params import PARAMS_FILE, fetch_params, read_params
+
+CATALOGUE = Path("datasets.yaml")
+
+
+def class_names() -> list[str]:
+    """The class names of the dataset params.yaml names, from the catalogue."""
+    return list(load_dataset(CATALOGUE, fetch_params(read_params(PARAMS_FILE)).dataset).classes)
+
+
+def checked_model(path: Path, n_classes: int) -> object:
+    """The model, refused with one line unless it is a .keras file that maps 784 pixels to
+    one probability per class."""
+    if not path.is_file():
+        raise PipelineError(f"{path}: no such model; train one with `dvc repro` or pass --model.")
+    if not zipfile.is_zipfile(path):
+        raise PipelineError(f"{path}: not a .keras model file (a .keras file is a zip archive).")
+    model = load_model(path)
+    if tuple(model.input_shape) != (None, 784) or tuple(model.output_shape) != (None, n_classes):
+        raise PipelineError(
+            f"{path}: the model maps {model.input_shape[1:]} to {model.output_shape[1:]}, "
+            f"but this project's models map 784 pixels to {n_classes} classes.")
+    return model
+
+
+def answers(files: list[Path], probs: np.ndarray, classes: list[str]) -> list[dict]:
+    """One record per picture: the predicted class, its probability, and the runner-up."""
+    records = []
+    for file, p in zip(files, probs):
+        first, second = np.argsort(-p, kind="stable")[:2]
+        records.append({"file": str(file), "predicted": classes[first],
+                        "probability": round(float(p[first]), 4),
+                        "runner_up": classes[second], "runner_up_probability": round(float(p[second]), 4)})
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    parser.add_argument("--model", type=Path, default=Path("models/model.keras"),
+                        help="a .keras file from the train stage (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    args = parser.parse_args(argv)
+    try:
+        classes = class_names()
+        model = checked_model(args.model, len(classes))
+    except PipelineError as exc:
+        print(f"predict: error: {exc}", file=sys.stderr)
+        return 1
+    good, digits = [], []
+    for path in args.images:
+        try:
+            digits.append(to_mnist(read_image(path), str(path)))
+            good.append(path)
+        except PipelineError as exc:
+            print(f"predict: error: {exc}", file=sys.stderr)
+    records = []
+    if digits:
+        probs = model.predict(np.stack(digits).reshape(len(digits), 784), verbose=0)
+        records = answers(good, probs, classes)
+    if args.json:
+        print(json.dumps(records, indent=2))
+    for r in records if not args.json else []:
+        print(f"{r['file']}: {r['predicted']} ({r['probability']:.1%}), "
+              f"runner-up {r['runner_up']} ({r['runner_up_probability']:.1%})")
+    return 0 if len(good) == len(args.images) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

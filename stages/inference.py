@@ -1,0 +1,34 @@
+"""Loading a trained model to predict with: shared by the evaluate stage and predict.py.
+
+Whatever backend trained the model, Keras' NumPy backend runs it: a forward pass needs no
+TensorFlow, whose import alone costs more than the evaluate stage does without it. Its
+probabilities agree with TensorFlow's to about 1e-6 (tests/test_pipeline.py checks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stages.common import PipelineError, use_keras_backend
+
+INFERENCE_BACKEND = "numpy"
+
+
+def load_model(path: Path) -> Any:
+    """Load a .keras file for inference, with safe_mode on so no embedded code can run."""
+    use_keras_backend(INFERENCE_BACKEND)  # takes effect if Keras is not imported yet
+    import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except (OSError, ValueError) as exc:
+        if "safe_mode" in str(exc):  # Keras's advice (turn safe_mode off) is not ours to give
+            raise PipelineError(
+                f"{path} was refused: loading it would run code it carries "
+                f"({str(exc).split('. ')[0]}). Only models the train stage builds are loaded; "
+                "rebuild it with `dvc repro train`."
+            ) from None
+        raise PipelineError(
+            f"{path} is missing or not a valid Keras model ({exc}); run `dvc repro train`."
+        ) from None

@@ -1,0 +1,60 @@
+"""The pull-request report: what changed against the base branch, as Markdown.
+
+    python -m stages.report --base origin/main [--figures-url URL] > report.md
+
+Holds `dvc metrics diff --md` and `dvc params diff --md` against the base revision (the
+metrics file is in git, so the base needs no DVC cache), the `make compare` table of the
+experiments DVC knows here, and where to see the figures. The GitHub Actions workflow
+(.github/workflows/pr-report.yml) posts it as a comment; this script runs anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+
+from stages.common import PipelineError, run_stage
+from stages.compare import param_names, table
+from stages.params import PARAMS_FILE, read_params
+
+FIGURES = ("training.png", "confusion_matrix.png", "misclassified.png")
+
+
+def dvc_md(*args: str) -> str:
+    """A `dvc ... --md` table; DVC's own error, as one line, when it fails."""
+    proc = subprocess.run(["dvc", *args, "--md"], capture_output=True, text=True)
+    if proc.returncode:
+        raise PipelineError(f"`dvc {' '.join(args)}` failed: {proc.stderr.strip().splitlines()[-1]}")
+    return proc.stdout.strip() or "No changes."
+
+
+def experiments() -> str:
+    """The comparison table, or a line saying there is nothing to compare."""
+    import dvc.api
+
+    try:
+        return table(dvc.api.exp_show(repo="."), param_names(read_params(PARAMS_FILE)))
+    except PipelineError as exc:
+        return str(exc)
+
+
+def report(base: str, figures_url: str | None) -> str:
+    where = f"[the run's artifacts]({figures_url})" if figures_url else "`reports/figures/`"
+    return "\n\n".join([
+        f"## Metrics against `{base}`", dvc_md("metrics", "diff", base),
+        f"## Params changed against `{base}`", dvc_md("params", "diff", base),
+        "## Experiments (mean ± sd over seeds)", experiments(),
+        "## Figures", f"{', '.join(FIGURES)}: in {where}.",
+    ]) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the revision to compare with, e.g. origin/main")
+    parser.add_argument("--figures-url", help="where the figures were uploaded (a link in the report)")
+    args = parser.parse_args()
+    print(report(args.base, args.figures_url), end="")
+
+
+if __name__ == "__main__":
+    run_stage("report", main)
