@@ -56,8 +56,8 @@ def answers(files: list[Path], probs: np.ndarray, classes: list[str]) -> list[di
     for file, p in zip(files, probs):
         first, second = np.argsort(-p, kind="stable")[:2]
         records.append({"file": str(file), "predicted": classes[first],
-                        "probability": round(float(p[first]), 4),
-                        "runner_up": classes[second], "runner_up_probability": round(float(p[second]), 4)})
+                        "probability": round(float(p[first]), 6),
+                        "runner_up": classes[second], "runner_up_probability": round(float(p[second]), 6)})
     return records
 
 
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(records, indent=2))
     for r in records if not args.json else []:
-        print(f"{r['file']}: {r['predicted']} ({r['probability']:.1%}), "
-              f"runner-up {r['runner_up']} ({r['runner_up_probability']:.1%})")
+        print(f"{r['file']}: {r['predicted']} ({100 * r['probability']:.3g}%), "
+              f"runner-up {r['runner_up']} ({100 * r['runner_up_probability']:.2g}%)")
     return 0 if len(good) == len(args.images) else 1
 
 

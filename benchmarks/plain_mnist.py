@@ -17,6 +17,7 @@ import numpy as np
 
 parser = argparse.ArgumentParser(description="Train the seed MNIST model, plainly.")
 parser.add_argument("--epochs", type=int, default=20)
+parser.add_argument("--learning-rate", type=float, default=1e-3)
 args = parser.parse_args()
 
 if not os.environ.get("DATA_MIRROR"):
@@ -49,7 +50,7 @@ model = keras.Sequential([
     keras.layers.Dense(10, activation="softmax"),
 ])
 model.compile(loss="categorical_crossentropy",
-              optimizer=keras.optimizers.Adam(learning_rate=1e-3), metrics=["accuracy"])
+              optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate), metrics=["accuracy"])
 model.fit(x_train, y_train, batch_size=512, epochs=args.epochs, verbose=2)
 
 loss, accuracy = model.evaluate(x_test, y_test, batch_size=4096, verbose=0)
