@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -168,6 +169,22 @@ def copy_project(dest: Path) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "project")
     return dest
+
+
+def tiny_project(tmp: Path) -> tuple[Path, Path]:
+    """The project in tmp/project, on a tiny synthetic dataset served from tmp/mirror, with
+    short training and small figures: (project, mirror). Nothing is committed beyond the copy."""
+    shas = write_dataset(tmp / "mirror" / "tiny", n_train=600, n_test=200)
+    proj = copy_project(tmp / "project")
+    add_to_catalogue(proj / "datasets.yaml", "tiny", catalogue_entry(shas))
+    set_params(proj / "params.yaml", dataset="tiny", epochs=2, batch_size=64,
+               plot={"samples": 4, "predictions": 4, "misclassified": 4})
+    return proj, tmp / "mirror"
+
+
+def ran(output: str) -> set[str]:
+    """The stages DVC's output says it ran."""
+    return set(re.findall(r"Running stage '(\w+)'", output))
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import (add_to_catalogue, catalogue_entry, copy_project, git, run, set_params,
-                           tool_env, write_dataset)
+from tests.helpers import git, ran, run, set_params, tiny_project, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,20 +25,11 @@ METRICS = Path("reports") / "metrics.json"
 MODEL = Path("models") / "model.keras"
 
 
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A committed project with a tiny dataset and its baseline run (dvc.lock in git)."""
-    tmp = tmp_path_factory.mktemp("exps")
-    shas = write_dataset(tmp / "mirror" / "tiny", n_train=600, n_test=200)
-    proj = copy_project(tmp / "project")
-    add_to_catalogue(proj / "datasets.yaml", "tiny", catalogue_entry(shas))
-    set_params(proj / "params.yaml", dataset="tiny", epochs=2, batch_size=64,
-               plot={"samples": 4, "predictions": 4, "misclassified": 4})
-    env = tool_env(DATA_MIRROR=str(tmp / "mirror"), TRAIN_THREADS="1")
+    proj, mirror = tiny_project(tmp_path_factory.mktemp("exps"))
+    env = tool_env(DATA_MIRROR=str(mirror), TRAIN_THREADS="1")
     run(proj, "dvc", "repro", env=env)
     git(proj, "add", "-A")
     git(proj, "commit", "-qm", "tiny baseline")

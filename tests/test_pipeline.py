@@ -14,16 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (add_to_catalogue, catalogue_entry, copy_project, git, run, set_params,
-                           tool_env, write_dataset)
+from tests.helpers import copy_project, git, ran, run, tiny_project, tool_env
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 
 STAGES = ("fetch", "preprocess", "train", "evaluate", "plot")
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
 
 
 def restored(output: str) -> set[str]:
@@ -32,14 +27,9 @@ def restored(output: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    tmp = tmp_path_factory.mktemp("e2e")
-    shas = write_dataset(tmp / "mirror" / "tiny", n_train=600, n_test=200)
-    proj = copy_project(tmp / "project")
-    add_to_catalogue(proj / "datasets.yaml", "tiny", catalogue_entry(shas))
-    set_params(proj / "params.yaml", dataset="tiny", epochs=2, batch_size=64,
-               plot={"samples": 4, "predictions": 4, "misclassified": 4})
+    proj, mirror = tiny_project(tmp_path_factory.mktemp("e2e"))
     git(proj, "commit", "-qam", "tiny dataset")
-    return proj, tool_env(DATA_MIRROR=str(tmp / "mirror"))
+    return proj, tool_env(DATA_MIRROR=str(mirror))
 
 
 def dvc(project: tuple[Path, dict[str, str]], *args: str) -> str:
