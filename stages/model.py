@@ -80,8 +80,13 @@ def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> "keras.Mo
     return model
 
 
+def epochs(params: TrainParams) -> int:
+    """Each model's own number of epochs: `epochs` for the MLP, `cnn.epochs` for the CNN."""
+    return params.epochs if params.model == "mlp" else params.cnn.epochs
+
+
 def batch_size(params: TrainParams) -> int:
-    """Each model's own batch size: `batch_size` for the MLP, `cnn.batch_size` for the CNN."""
+    """Each model's own batch size, as epochs() picks its epochs."""
     return params.batch_size if params.model == "mlp" else params.cnn.batch_size
 
 
@@ -97,4 +102,4 @@ def learning_rate_schedule(params: TrainParams) -> Callable[[int, float], float]
     if params.model != "cnn":
         return None
     start = params.cnn.learning_rate
-    return lambda epoch, _lr: start * 0.5 * (1 + math.cos(math.pi * epoch / params.epochs))
+    return lambda epoch, _lr: start * 0.5 * (1 + math.cos(math.pi * epoch / params.cnn.epochs))

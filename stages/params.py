@@ -40,7 +40,8 @@ class CnnParams:
     dense_units: int
     dropout: float
     augment: bool
-    batch_size: int  # the CNN's own: it learns best from more, smaller steps than the MLP
+    epochs: int  # the CNN's own, as are these two: it learns best from more, smaller steps
+    batch_size: int
     learning_rate: float
 
 
@@ -176,6 +177,7 @@ def train_params(raw: dict[str, Any]) -> TrainParams:
             dense_units=_int(raw, "cnn.dense_units"),
             dropout=_float(raw, "cnn.dropout", 0.0, 1.0, closed_low=True),
             augment=_bool(raw, "cnn.augment"),
+            epochs=_int(raw, "cnn.epochs"),
             batch_size=_int(raw, "cnn.batch_size"),
             learning_rate=_float(raw, "cnn.learning_rate", 0.0, float("inf"), closed_low=False),
         ),

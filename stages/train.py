@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from stages.common import (PipelineError, atomic_output, load_npz, raise_if_interrupted, run_stage,
                            stage_paths, use_keras_backend)
-from stages.model import batch_size, build_model, learning_rate_schedule
+from stages.model import batch_size, build_model, epochs, learning_rate_schedule
 from stages.params import TrainParams, read_params, train_params
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def train(
     model.fit(
         *train_xy,
         batch_size=batch_size(params),
-        epochs=params.epochs,
+        epochs=epochs(params),
         validation_data=val_xy,
         callbacks=callbacks,
         verbose=2,

@@ -315,6 +315,7 @@ BAD_PARAMS = [
     ("train", "cnn.filters", [32, -1], "a non-empty list of positive integers"),
     ("train", "cnn.filters", [8, 16, 32, 64], "a list of at most 3 positive integers"),
     ("train", "cnn.dense_units", 0, "an integer >= 1"),
+    ("train", "cnn.epochs", 0, "an integer >= 1"),
     ("train", "cnn.dropout", 1.0, "a number in [0, 1)"),
     ("train", "cnn.augment", "yes", "true or false"),
     ("train", "cnn.augment", 1, "true or false"),

@@ -91,7 +91,7 @@ def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     assert json.loads((proj / "reports" / "metrics.json").read_text())["test"]["accuracy"] > 0.5
 
     # 7. The CNN is one param away; the processed data stays, the model is convolutional.
-    out = dvc(project, "exp", "run", "-S", "model=cnn")
+    out = dvc(project, "exp", "run", "-S", "model=cnn", "-S", "cnn.epochs=2")
     assert ran(out) == {"train", "evaluate", "plot"}, out
     import keras
 

@@ -83,33 +83,34 @@ def test_the_cnn_params_shape_its_layers() -> None:
     assert "RandomTranslation" not in plain
 
 
-def test_the_cnn_trains_with_its_own_batch_size_and_learning_rate(processed: Path) -> None:
+def test_the_cnn_trains_with_its_own_epochs_batch_size_and_learning_rate(processed: Path) -> None:
     import keras
 
-    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "batch_size": 40, "learning_rate": 0.0123}
+    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "epochs": 2, "batch_size": 40,
+           "learning_rate": 0.0123}
     model = train.build_model(_params(model="cnn", cnn=cnn, learning_rate=0.5), 784, 10)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0123)
     x, y = _xy(processed, "train")
-    model = train.train(_params(model="cnn", cnn=cnn, epochs=1, batch_size=7), (x, y), _xy(processed, "val"))
-    assert int(model.optimizer.iterations) == -(-len(x) // 40)
+    model = train.train(_params(model="cnn", cnn=cnn, epochs=5, batch_size=7), (x, y), _xy(processed, "val"))
+    assert int(model.optimizer.iterations) == 2 * -(-len(x) // 40)
 
 
 def test_the_cnn_learning_rate_falls_along_a_half_cosine(processed: Path) -> None:
     from stages.model import learning_rate_schedule
 
     assert learning_rate_schedule(_params(model="mlp")) is None  # the seed's constant rate
-    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "learning_rate": 0.01}
-    schedule = learning_rate_schedule(_params(model="cnn", cnn=cnn, epochs=4, learning_rate=0.5))
+    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "learning_rate": 0.01, "epochs": 4}
+    schedule = learning_rate_schedule(_params(model="cnn", cnn=cnn, epochs=7, learning_rate=0.5))
     assert [round(schedule(e, 0.0), 6) for e in range(4)] == [0.01, 0.008536, 0.005, 0.001464]
-    model = train.train(_params(model="cnn", cnn=cnn, epochs=2),
+    model = train.train(_params(model="cnn", cnn={**cnn, "epochs": 2}),
                         _xy(processed, "train"), _xy(processed, "val"))
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)  # what the last epoch used
 
 
 def test_the_cnn_trains_deterministically(processed: Path) -> None:
     """Augmentation draws random numbers too: the seed must fix them all."""
-    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "augment": True}
-    weights = [train.train(_params(model="cnn", cnn=cnn, epochs=1), _xy(processed, "train"),
+    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "augment": True, "epochs": 1}
+    weights = [train.train(_params(model="cnn", cnn=cnn), _xy(processed, "train"),
                            _xy(processed, "val")).get_weights() for _ in range(2)]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
