@@ -1,6 +1,7 @@
 # Two commands for a fresh machine:
 #   make repro   create .venv from requirements.lock, run the whole DVC pipeline
-#   make test    create .venv from requirements.lock, run the test suite
+#   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
+# More: make params, predict IMAGES="a.png b.jpg", compare, lint, format, bench, mutation, lock.
 # Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
 # Installer: uv when it is on the PATH (several times faster), else pip; INSTALLER=pip forces pip.
 
@@ -21,7 +22,7 @@ INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test test-fast mutation bench compare lock venv clean
+.PHONY: repro test test-fast mutation bench compare params predict lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -31,9 +32,11 @@ $(STAMP): requirements.lock
 ifeq ($(INSTALLER),uv)
 	uv venv --quiet --seed --python "$(PYTHON)" $(VENV)
 	uv pip sync --quiet --require-hashes --compile-bytecode --python $(VENV)/bin/python requirements.lock
+	uv pip install --quiet --no-deps --no-build-isolation --python $(VENV)/bin/python -e .
 else
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 endif
 	touch $@
 
@@ -55,7 +58,25 @@ mutation: $(STAMP)
 	mutmut results --all true > mutants/results.txt || true
 
 compare: $(STAMP)
-	python -m stages.compare
+	python -m mnist_classifier.compare
+
+# params.yaml from conf/, as `dvc exp run` composes it (for a plain `dvc repro` after editing conf/).
+# Overrides as with -S: make params ARGS="model=cnn epochs=40"
+params: $(STAMP)
+	python -m mnist_classifier.config $(ARGS)
+
+predict: $(STAMP)
+	$(if $(IMAGES),,$(error name the pictures: make predict IMAGES="my_seven.jpg other.png"))
+	python -m mnist_classifier.predict $(IMAGES)
+
+# ruff, configured in pyproject.toml; `make test` runs the same checks.
+lint: $(STAMP)
+	ruff check .
+	ruff format --check .
+
+format: $(STAMP)
+	ruff check --fix .
+	ruff format .
 
 bench: $(STAMP)
 	python benchmarks/bench.py

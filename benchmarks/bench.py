@@ -27,7 +27,7 @@ import tempfile
 import time
 import timeit
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -38,8 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAIN = ROOT / "benchmarks" / "plain_mnist.py"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 STAGES = ("fetch", "preprocess", "train", "evaluate", "plot")
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 EPOCH_END = re.compile(r"^\d+/\d+ - .*/step")  # Keras verbose=2, printed as an epoch ends
 CACHED = "Stage 'train' is cached - skipping run"
 NOOP_REPEATS = 3
@@ -48,6 +52,7 @@ NOOP_REPEATS = 3
 @dataclass
 class Run:
     """One timed command: wall seconds, timestamped output, and the shim's per-`python` log."""
+
     wall: float
     lines: list[tuple[float, str]]
     procs: list[tuple[str, float, float]] = field(default_factory=list)  # name, wall s, RSS MB
@@ -79,7 +84,8 @@ def make_env(work: Path) -> dict[str, str]:
     shim = work / "shim"
     shim.mkdir()
     (shim / "python").write_text(  # %C is the command line, %M peak RSS in KB
-        f'#!/bin/sh\nexec {timer} -a -o "$BENCH_LOG" -f "%e %M %C" {shlex.quote(sys.executable)} "$@"\n')
+        f'#!/bin/sh\nexec {timer} -a -o "$BENCH_LOG" -f "%e %M %C" {shlex.quote(sys.executable)} "$@"\n'
+    )
     (shim / "python").chmod(0o755)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     env["PATH"] = os.pathsep.join([str(shim), str(Path(sys.executable).parent), env["PATH"]])
@@ -94,13 +100,21 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> Run:
     os.close(fd)
     log = Path(name)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env, BENCH_LOG=str(log)), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=dict(env, BENCH_LOG=str(log)),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     lines = [(time.perf_counter() - start, line.rstrip("\n")) for line in proc.stdout]
     result = Run(time.perf_counter() - start, lines)
     if proc.wait():
-        fail(f"`{' '.join(cmd)}` failed (exit {proc.returncode}) in {cwd}:\n"
-             + "\n".join(line for _, line in lines[-30:]))
+        fail(
+            f"`{' '.join(cmd)}` failed (exit {proc.returncode}) in {cwd}:\n"
+            + "\n".join(line for _, line in lines[-30:])
+        )
     for entry in log.read_text().splitlines():
         if m := re.match(r"^([\d.]+) (\d+) .*?(?:-m stages\.(\w+)|(plain_mnist))", entry):
             result.procs.append((m[3] or m[4], float(m[1]), int(m[2]) / 1024))
@@ -134,8 +148,11 @@ def pair(work: Path, env: dict[str, str], i: int) -> dict:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     r: dict = {"cold_dvc": run(["dvc", "repro"], clone, env)}
     out = r["cold_dvc"].text()
-    check(all(f"Running stage '{s}'" in out for s in STAGES) and "is cached" not in out,
-          "the cold `dvc repro` did not run every stage", r["cold_dvc"])
+    check(
+        all(f"Running stage '{s}'" in out for s in STAGES) and "is cached" not in out,
+        "the cold `dvc repro` did not run every stage",
+        r["cold_dvc"],
+    )
     r["accuracy"] = json.loads((clone / "reports/metrics.json").read_text())["test"]["accuracy"]
     r["disk"] = {p: du_mb(clone / p) for p in ("data/raw", "data/processed", "models", ".dvc/cache")}
     with np.load(clone / "data/processed/train.npz") as t, np.load(clone / "data/processed/val.npz") as v:
@@ -162,8 +179,11 @@ def cold_jax(clone: Path, env: dict[str, str]) -> tuple[Run, float]:
     params = clone / "params.yaml"
     params.write_text(re.sub(r"(?m)^backend: \w+", "backend: jax", params.read_text()))
     result = run(["dvc", "repro"], clone, env)
-    check(all(f"Running stage '{s}'" in result.text() for s in STAGES),
-          "the cold JAX `dvc repro` did not run every stage", result)
+    check(
+        all(f"Running stage '{s}'" in result.text() for s in STAGES),
+        "the cold JAX `dvc repro` did not run every stage",
+        result,
+    )
     accuracy = json.loads((clone / "reports/metrics.json").read_text())["test"]["accuracy"]
     shutil.rmtree(clone)
     return result, accuracy
@@ -192,28 +212,49 @@ def package(*names: str) -> str:
 
 def header(pairs: int, quick: bool, load: float) -> list[str]:
     """Machine, versions, date, commit and load: what a reader needs to trust the numbers."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = " (working tree has uncommitted changes: not benchmarked)" if git(
-        "status", "--porcelain", "--untracked-files=no") else ""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = (
+        " (working tree has uncommitted changes: not benchmarked)"
+        if git("status", "--porcelain", "--untracked-files=no")
+        else ""
+    )
     return [
-        "# Benchmark: DVC pipeline vs plain Keras script" + (" (quick smoke run)" if quick else ""), "",
-        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; commit {git('rev-parse', '--short', 'HEAD')}{dirty}",
+        "# Benchmark: DVC pipeline vs plain Keras script" + (" (quick smoke run)" if quick else ""),
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}; "
+        f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}",
         f"- CPU: {cpu}, {os.cpu_count()} cores; load average at start {load:.2f}",
         f"- Python {platform.python_version()}, TensorFlow {package('tensorflow-cpu', 'tensorflow')}, "
         f"Keras {package('keras')}, JAX {package('jax')}, DVC {package('dvc')}, numpy {package('numpy')}",
         f"- {pairs} interleaved pair(s) (pipeline, plain, pipeline, plain, ...), each in a fresh "
-        "`git clone` of HEAD with no outputs and an empty DVC cache; clone time not counted.", ""]
+        "`git clone` of HEAD with no outputs and an empty DVC cache; clone time not counted.",
+        "",
+    ]
 
 
 def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...]], str]:
     """Rows a-g of the target table (name, target, measured, result), and a note on the floor."""
-    ratio = lambda k: [r[f"{k}_dvc"].wall / r[f"{k}_plain"].wall for r in results]
-    walls = lambda k: [r[k].wall for r in results]
+
+    def ratio(k: str) -> list[float]:
+        return [r[f"{k}_dvc"].wall / r[f"{k}_plain"].wall for r in results]
+
+    def walls(k: str) -> list[float]:
+        return [r[k].wall for r in results]
+
     cold, it, first = ratio("cold"), ratio("iter"), results[0]
     revisit, noop = walls("revisit"), [n.wall for r in results for n in r["noop"]]
-    units = [784, *first["params"]["hidden_units"], 10]
+    units = [784, *first["params"]["mlp"]["hidden_units"], 10]
     n_params = sum(a * b + b for a, b in zip(units, units[1:]))
     flops = 6 * n_params * first["n_train"] + 2 * n_params * first["n_val"]
     floor = flops / (gflops * 1e9)
@@ -227,39 +268,73 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
     cached = sum(r["revisit_cached"] for r in results)
     disk = ", ".join(f"`{p}` {first['disk'][p]:.0f} MB" for p in first["disk"])
     rows = [
-        ("a. Cold: `dvc repro` in a fresh clone / plain script", "ratio ≤ 1.25",
-         f"{spread(cold, n=True)}; dvc {spread(walls('cold_dvc'), '.1f')} s, plain {spread(walls('cold_plain'), '.1f')} s",
-         verdict(statistics.median(cold) <= 1.25)),
-        ("b. Iterate: `dvc exp run -S epochs=30` / plain `--epochs 30`", "ratio ≤ 1.1",
-         f"{spread(it, n=True)}; dvc {spread(walls('iter_dvc'), '.1f')} s, plain {spread(walls('iter_plain'), '.1f')} s",
-         verdict(statistics.median(it) <= 1.1)),
-        ("c. Revisit: `dvc exp run -S epochs=20` after epochs=30", "≤ 3 s",
-         f"{spread(revisit, n=True)} s; train restored from run cache (\"{CACHED}\", no stage ran) "
-         f"in {cached}/{len(results)}", verdict(statistics.median(revisit) <= 3 and cached == len(results))),
-        ("d. Nothing changed: `dvc repro`", "≤ 1.0 s", f"{spread(noop, n=True)} s",
-         verdict(statistics.median(noop) <= 1.0)),
-        ("e. Training speed: train stage steady-state epoch", "≥ 60% of floor",
-         f"floor {floor:.3f} s/epoch, measured {spread(epoch, '.3f', n=True)} s/epoch, "
-         f"{100 * floor / statistics.median(epoch):.0f}% of floor (plain script: {spread(plain_epoch, '.3f')} s/epoch)",
-         verdict(floor / statistics.median(epoch) >= 0.60)),
-        ("f. Memory: peak RSS of each stage (max over runs)", "≤ 1.5 GB each",
-         ", ".join(f"{s} {m:.0f} MB" for s, m in rss.items()), verdict(max(rss.values()) <= 1536)),
+        (
+            "a. Cold: `dvc repro` in a fresh clone / plain script",
+            "ratio ≤ 1.25",
+            f"{spread(cold, n=True)}; dvc {spread(walls('cold_dvc'), '.1f')} s, "
+            f"plain {spread(walls('cold_plain'), '.1f')} s",
+            verdict(statistics.median(cold) <= 1.25),
+        ),
+        (
+            "b. Iterate: `dvc exp run -S epochs=30` / plain `--epochs 30`",
+            "ratio ≤ 1.1",
+            f"{spread(it, n=True)}; dvc {spread(walls('iter_dvc'), '.1f')} s, "
+            f"plain {spread(walls('iter_plain'), '.1f')} s",
+            verdict(statistics.median(it) <= 1.1),
+        ),
+        (
+            "c. Revisit: `dvc exp run -S epochs=20` after epochs=30",
+            "≤ 3 s",
+            f'{spread(revisit, n=True)} s; train restored from run cache ("{CACHED}", no stage ran) '
+            f"in {cached}/{len(results)}",
+            verdict(statistics.median(revisit) <= 3 and cached == len(results)),
+        ),
+        (
+            "d. Nothing changed: `dvc repro`",
+            "≤ 1.0 s",
+            f"{spread(noop, n=True)} s",
+            verdict(statistics.median(noop) <= 1.0),
+        ),
+        (
+            "e. Training speed: train stage steady-state epoch",
+            "≥ 60% of floor",
+            f"floor {floor:.3f} s/epoch, measured {spread(epoch, '.3f', n=True)} s/epoch, "
+            f"{100 * floor / statistics.median(epoch):.0f}% of floor "
+            f"(plain script: {spread(plain_epoch, '.3f')} s/epoch)",
+            verdict(floor / statistics.median(epoch) >= 0.60),
+        ),
+        (
+            "f. Memory: peak RSS of each stage (max over runs)",
+            "≤ 1.5 GB each",
+            ", ".join(f"{s} {m:.0f} MB" for s, m in rss.items()),
+            verdict(max(rss.values()) <= 1536),
+        ),
         ("f. Disk after a cold repro", "—", disk, "—"),
-        ("g. Test accuracy of the cold runs", "≥ 0.975",
-         f"pipeline {spread(acc, '.4f')}; plain script {spread(plain_acc, '.4f')}", verdict(min(acc) >= 0.975)),
-        ("h. Option `backend: jax`: cold `dvc repro` / plain script (TensorFlow)", "— (no target)",
-         f"{spread(jax_ratio, n=True)}; dvc {spread(walls('jax_dvc'), '.1f')} s; epoch "
-         f"{spread(jax_epoch, '.3f')} s = {100 * floor / statistics.median(jax_epoch):.0f}% of floor; "
-         f"train {spread([r['jax_dvc'].stage('train')[0] for r in results], '.1f')} s, "
-         f"evaluate {spread([r['jax_dvc'].stage('evaluate')[0] for r in results], '.1f')} s; "
-         f"test accuracy {spread([r['jax_accuracy'] for r in results], '.4f')}", "—"),
+        (
+            "g. Test accuracy of the cold runs",
+            "≥ 0.975",
+            f"pipeline {spread(acc, '.4f')}; plain script {spread(plain_acc, '.4f')}",
+            verdict(min(acc) >= 0.975),
+        ),
+        (
+            "h. Option `backend: jax`: cold `dvc repro` / plain script (TensorFlow)",
+            "— (no target)",
+            f"{spread(jax_ratio, n=True)}; dvc {spread(walls('jax_dvc'), '.1f')} s; epoch "
+            f"{spread(jax_epoch, '.3f')} s = {100 * floor / statistics.median(jax_epoch):.0f}% of floor; "
+            f"train {spread([r['jax_dvc'].stage('train')[0] for r in results], '.1f')} s, "
+            f"evaluate {spread([r['jax_dvc'].stage('evaluate')[0] for r in results], '.1f')} s; "
+            f"test accuracy {spread([r['jax_accuracy'] for r in results], '.4f')}",
+            "—",
+        ),
         tax_row(results),
     ]
-    note = (f"Floor: {n_params:,} parameters; FLOPs/epoch = 6·P·{first['n_train']:,} training samples "
-            f"+ 2·P·{first['n_val']:,} validation samples (the measured epoch includes the validation "
-            f"pass) = {flops / 1e9:.1f} GFLOP, at {gflops:.0f} GFLOP/s (best float32 2048×2048 numpy "
-            "matmul, measured before and after the pairs). Epoch times are the gaps between "
-            "consecutive epoch-end lines of the train stage's output (first epoch excluded).")
+    note = (
+        f"Floor: {n_params:,} parameters; FLOPs/epoch = 6·P·{first['n_train']:,} training samples "
+        f"+ 2·P·{first['n_val']:,} validation samples (the measured epoch includes the validation "
+        f"pass) = {flops / 1e9:.1f} GFLOP, at {gflops:.0f} GFLOP/s (best float32 2048×2048 numpy "
+        "matmul, measured before and after the pairs). Epoch times are the gaps between "
+        "consecutive epoch-end lines of the train stage's output (first epoch excluded)."
+    )
     return rows, note
 
 
@@ -283,24 +358,43 @@ def tax_row(results: list[dict]) -> tuple[str, ...]:
     parts = [tax(r) for r in results]
     total = [sum(p.values()) for p in parts]
     detail = ", ".join(f"{k} {statistics.median(p[k] for p in parts):.2f}" for k in parts[0])
-    return ("i. Not training: everything in a cold `dvc repro` but the train stage's epochs", "≤ 3 s",
-            f"{spread(total, n=True)} s: {detail}", verdict(statistics.median(total) <= 3))
+    return (
+        "i. Not training: everything in a cold `dvc repro` but the train stage's epochs",
+        "≤ 3 s",
+        f"{spread(total, n=True)} s: {detail}",
+        verdict(statistics.median(total) <= 3),
+    )
 
 
 def report(results: list[dict], gflops: float, pairs: int, quick: bool, load: float) -> str:
     """The Markdown report: header, target table, then per-stage wall time and memory."""
     rows, note = target_rows(results, gflops)
-    lines = header(pairs, quick, load) + ["| Row | Target | Measured: median [min–max] | Result |", "|---|---|---|---|"]
+    lines = header(pairs, quick, load) + [
+        "| Row | Target | Measured: median [min–max] | Result |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     rss = {s: max(r["cold_dvc"].stage(s)[1] for r in results) for s in STAGES}
-    lines += ["", "Per-stage cost of a cold `dvc repro` (each stage's command under /usr/bin/time):", "",
-              "| Stage | Wall s: median [min–max] | Peak RSS MB (max) |", "|---|---|---|"]
-    lines += [f"| {s} | {spread([r['cold_dvc'].stage(s)[0] for r in results])} | {rss[s]:.0f} |" for s in STAGES]
+    lines += [
+        "",
+        "Per-stage cost of a cold `dvc repro` (each stage's command under /usr/bin/time):",
+        "",
+        "| Stage | Wall s: median [min–max] | Peak RSS MB (max) |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {s} | {spread([r['cold_dvc'].stage(s)[0] for r in results])} | {rss[s]:.0f} |" for s in STAGES
+    ]
     overhead = [r["cold_dvc"].wall - sum(r["cold_dvc"].stage(s)[0] for s in STAGES) for r in results]
     plain_rss = max(p[2] for r in results for p in r["cold_plain"].procs)
-    lines += [f"| DVC itself (repro wall − stage walls) | {spread(overhead)} | — |",
-              f"| plain script, for comparison | {spread([r['cold_plain'].wall for r in results])} "
-              f"| {plain_rss:.0f} |", "", f"{note} Load average at end {os.getloadavg()[0]:.2f}.", ""]
+    lines += [
+        f"| DVC itself (repro wall − stage walls) | {spread(overhead)} | — |",
+        f"| plain script, for comparison | {spread([r['cold_plain'].wall for r in results])} "
+        f"| {plain_rss:.0f} |",
+        "",
+        f"{note} Load average at end {os.getloadavg()[0]:.2f}.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -42,15 +42,20 @@ x_test = load_idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype("float32"
 y_train = keras.utils.to_categorical(load_idx("train-labels-idx1-ubyte.gz"), 10)
 y_test = keras.utils.to_categorical(load_idx("t10k-labels-idx1-ubyte.gz"), 10)
 
-model = keras.Sequential([
-    keras.Input(shape=(784,)),
-    keras.layers.Dense(128, activation="relu"),
-    keras.layers.Dense(128, activation="relu"),
-    keras.layers.Dropout(0.05),
-    keras.layers.Dense(10, activation="softmax"),
-])
-model.compile(loss="categorical_crossentropy",
-              optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate), metrics=["accuracy"])
+model = keras.Sequential(
+    [
+        keras.Input(shape=(784,)),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dropout(0.05),
+        keras.layers.Dense(10, activation="softmax"),
+    ]
+)
+model.compile(
+    loss="categorical_crossentropy",
+    optimizer=keras.optimizers.Adam(learning_rate=args.learning_rate),
+    metrics=["accuracy"],
+)
 model.fit(x_train, y_train, batch_size=512, epochs=args.epochs, verbose=2)
 
 loss, accuracy = model.evaluate(x_test, y_test, batch_size=4096, verbose=0)

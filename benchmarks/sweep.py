@@ -41,8 +41,9 @@ def queue_sweep(work: Path, name: str, jobs: int, env: dict[str, str]) -> float:
     sh(["dvc", "exp", "run", "--queue", "-S", f"learning_rate={','.join(RATES)}"], clone, env)
     sh(["dvc", "queue", "start", "-j", str(jobs)], clone, env)
     while True:
-        status = subprocess.run(["dvc", "queue", "status"], cwd=clone, env=env, capture_output=True,
-                                text=True).stdout
+        status = subprocess.run(
+            ["dvc", "queue", "status"], cwd=clone, env=env, capture_output=True, text=True
+        ).stdout
         if "Queued" not in status and "Running" not in status:
             break
         time.sleep(1)
@@ -58,28 +59,44 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("DATA_MIRROR"):
         sys.exit("sweep: set DATA_MIRROR to a folder holding mnist/.")
-    env = dict(os.environ, DATA_MIRROR=str(Path(os.environ["DATA_MIRROR"]).resolve()),
-               TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(
+        os.environ, DATA_MIRROR=str(Path(os.environ["DATA_MIRROR"]).resolve()), TF_CPP_MIN_LOG_LEVEL="2"
+    )
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
     times: dict[str, list[float]] = {"plain": [], "j1": [], "j2": []}
     with tempfile.TemporaryDirectory(prefix="sweep-") as tmp:
         for r in range(args.rounds):
             print(f"sweep: round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            times["plain"].append(sum(sh([sys.executable, str(ROOT / "benchmarks/plain_mnist.py"),
-                                          "--learning-rate", rate], ROOT, env) for rate in RATES))
+            times["plain"].append(
+                sum(
+                    sh(
+                        [sys.executable, str(ROOT / "benchmarks/plain_mnist.py"), "--learning-rate", rate],
+                        ROOT,
+                        env,
+                    )
+                    for rate in RATES
+                )
+            )
             times["j1"].append(queue_sweep(Path(tmp), f"j1-{r}", 1, env))
             times["j2"].append(queue_sweep(Path(tmp), f"j2-{r}", 2, dict(env, TRAIN_THREADS="1")))
     med = {k: statistics.median(v) for k, v in times.items()}
-    fmt = lambda k: f"{med[k]:.1f} s [{min(times[k]):.1f}–{max(times[k]):.1f}]"
-    row = (f"| j. Sweep of 4 learning rates: `dvc queue start -j 2` (TRAIN_THREADS=1) / 4 plain runs "
-           f"| ratio ≤ 1.0 | {med['j2'] / med['plain']:.2f} (n={args.rounds}); -j 2 {fmt('j2')}, "
-           f"-j 1 {fmt('j1')} (ratio {med['j1'] / med['plain']:.2f}), 4 plain runs {fmt('plain')} "
-           f"| {'met' if med['j2'] <= med['plain'] else '**not met**'} |")
+
+    def fmt(k: str) -> str:
+        return f"{med[k]:.1f} s [{min(times[k]):.1f}–{max(times[k]):.1f}]"
+
+    row = (
+        f"| j. Sweep of 4 learning rates: `dvc queue start -j 2` (TRAIN_THREADS=1) / 4 plain runs "
+        f"| ratio ≤ 1.0 | {med['j2'] / med['plain']:.2f} (n={args.rounds}); -j 2 {fmt('j2')}, "
+        f"-j 1 {fmt('j1')} (ratio {med['j1'] / med['plain']:.2f}), 4 plain runs {fmt('plain')} "
+        f"| {'met' if med['j2'] <= med['plain'] else '**not met**'} |"
+    )
     print(row)
     with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write(f"\nQueue sweep ({args.rounds} interleaved rounds; each queue in a fresh clone, "
-                f"processed data ready, untimed):\n\n| Row | Target | Measured: median [min–max] | Result |\n"
-                f"|---|---|---|---|\n{row}\n")
+        f.write(
+            f"\nQueue sweep ({args.rounds} interleaved rounds; each queue in a fresh clone, "
+            f"processed data ready, untimed):\n\n| Row | Target | Measured: median [min–max] | Result |\n"
+            f"|---|---|---|---|\n{row}\n"
+        )
 
 
 if __name__ == "__main__":

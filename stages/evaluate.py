@@ -1,74 +1,15 @@
 """Stage 4, evaluate: score the trained model on the held-out test set.
 
-Writes the metrics file (test loss and accuracy, macro precision/recall/F1, per-class
-figures), one `actual,predicted` row per test image for DVC's confusion-matrix template,
-and the class probabilities that the plot stage draws from.
+Writes the metrics file DVC tracks, one `actual,predicted` row per test image (DVC's
+confusion-matrix plot) and the class probabilities the plot stage draws from.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-from stages.common import atomic_output, load_npz, run_stage, save_npz, stage_paths
-from stages.inference import load_model
-
-# Inference only: a large batch does the same arithmetic in far fewer steps.
-EVAL_BATCH_SIZE = 4096
-
-
-def test_loss(y_onehot: np.ndarray, probs: np.ndarray) -> float:
-    """The training loss (categorical cross-entropy) on the test set, from one predict pass."""
-    import keras
-
-    return float(np.mean(keras.losses.categorical_crossentropy(y_onehot, probs)))
-
-
-def score(y_true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]) -> dict[str, Any]:
-    """Summary and per-class metrics from true labels and predicted probabilities."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
-    labels = list(range(len(classes)))
-    y_pred = probs.argmax(axis=1)
-    macro = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average="macro", zero_division=0
-    )
-    per = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    return {
-        "test": {
-            "loss": round(float(loss), 6),
-            "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
-            "precision_macro": round(float(macro[0]), 6),
-            "recall_macro": round(float(macro[1]), 6),
-            "f1_macro": round(float(macro[2]), 6),
-        },
-        "per_class": {
-            name: {
-                "precision": round(float(per[0][i]), 6),
-                "recall": round(float(per[1][i]), 6),
-                "f1": round(float(per[2][i]), 6),
-                "support": int(per[3][i]),
-            }
-            for i, name in enumerate(classes)
-        },
-    }
-
-
-def write_outputs(metrics: dict[str, Any], y_true: np.ndarray, probs: np.ndarray,
-                  classes: list[str], metrics_path: Path, predictions_path: Path,
-                  probs_path: Path) -> None:
-    """Write the three outputs, each atomically, so a failed run leaves none half-written."""
-    with atomic_output(metrics_path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    with atomic_output(predictions_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["actual", "predicted"])
-        writer.writerows(zip((classes[i] for i in y_true), (classes[i] for i in probs.argmax(1))))
-    save_npz(probs_path, probs=probs.astype(np.float32))
+from mnist_classifier.cli import run_command, stage_paths
+from mnist_classifier.evaluation import EVAL_BATCH_SIZE, score, test_loss, write_outputs
+from mnist_classifier.files import load_npz
+from mnist_classifier.inference import load_model
 
 
 def main() -> None:
@@ -85,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main)
+    run_command("evaluate", main)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import catalogue, preprocess
+from mnist_classifier import catalogue
+from mnist_classifier.dataset import preprocess
 from tests.helpers import catalogue_entry, write_dataset
 
 
@@ -26,5 +27,5 @@ def processed(tiny_raw: tuple[Path, catalogue.Dataset]) -> Path:
     """The tiny dataset run through the real preprocess(): processed/{train,val,test}.npz."""
     raw, dataset = tiny_raw
     out = raw.parent / "processed"
-    preprocess.preprocess(dataset, raw, out, val_fraction=0.2, seed=0)
+    preprocess(dataset, raw, out, val_fraction=0.2, seed=0)
     return out

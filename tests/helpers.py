@@ -1,26 +1,53 @@
-"""Test helpers: tiny synthetic IDX datasets, a local HTTP mirror, a project copy to run DVC in."""
+"""The one helpers module of the test suite (fixtures are in conftest.py).
+
+Tiny synthetic IDX datasets, a local HTTP mirror, a project copy to run DVC in, one `dvc`
+runner, the default params composed from conf/, and the stages run exactly as DVC runs them.
+No test module imports another: what two of them share lives here.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
+import importlib
+import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from mnist_classifier.config import TrainParams
+
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("stages", "predict.py", "dvc.yaml", "params.yaml", "datasets.yaml", ".dvc/config", ".dvcignore", ".gitignore")
+PROJECT_FILES = (
+    "stages",
+    "mnist_classifier",
+    "conf",
+    "dvc.yaml",
+    "params.yaml",
+    "datasets.yaml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+)
 FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -79,10 +106,104 @@ def add_to_catalogue(catalogue: Path, name: str, entry: dict) -> None:
     catalogue.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def merge(base: dict, changes: dict) -> dict:
+    """base with changes applied; nested mappings are merged key by key, not replaced."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
 def set_params(params_file: Path, **values: object) -> None:
+    """Change params.yaml in place (what `dvc repro` and the stages read); nested keys merge."""
     data = yaml.safe_load(params_file.read_text())
-    data.update(values)
-    params_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    params_file.write_text(yaml.safe_dump(merge(data, values), sort_keys=False))
+
+
+@cache
+def _composed(model: str) -> str:
+    from mnist_classifier.config import compose
+
+    return yaml.safe_dump(compose([f"model={model}"], ROOT / "conf"), sort_keys=False)
+
+
+def default_params(model: str = "mlp") -> dict[str, Any]:
+    """The project's params with `model` chosen, composed from conf/ as `dvc exp run` does
+    (a fresh copy each call, so a test may change it)."""
+    return yaml.safe_load(_composed(model))
+
+
+def make_train_params(model: str = "mlp", **changes: object) -> TrainParams:
+    """The train stage's params for `model`, with short training (2 epochs, batch 64) and
+    `changes` merged in (nested blocks key by key: `cnn={"filters": [4]}`)."""
+    from mnist_classifier.config import train_params
+
+    return train_params(merge({**default_params(model), "epochs": 2, "batch_size": 64}, changes))
+
+
+def configure(proj: Path, **files: dict) -> None:
+    """Change the conf/ files of a project copy (`config={...}`, `mlp={...}`, `cnn={...}` for
+    conf/config.yaml and conf/model/<name>.yaml), then compose params.yaml from them as
+    `dvc exp run` would, so `dvc repro` and `dvc exp run` both see the change."""
+    from mnist_classifier.config import write_params
+
+    for name, changes in files.items():
+        path = proj / "conf" / ("config.yaml" if name == "config" else f"model/{name}.yaml")
+        head = "# @package _global_\n" if name != "config" else ""
+        data = yaml.safe_load(path.read_text())
+        path.write_text(head + yaml.safe_dump(merge(data, changes), sort_keys=False))
+    write_params(conf_dir=proj / "conf", path=proj / "params.yaml")
+
+
+# --- pictures a person makes ---------------------------------------------------------------------
+
+
+def printed_digit(digit: int, rng: np.random.Generator) -> np.ndarray:
+    """A digit drawn large in a random size, slant and place, as light-on-dark greyscale."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (96, 96), 0)
+    font = ImageFont.load_default(size=int(rng.integers(44, 64)))
+    ImageDraw.Draw(canvas).text(
+        (int(rng.integers(10, 40)), int(rng.integers(0, 20))),
+        str(digit),
+        fill=255,
+        font=font,
+        stroke_width=int(rng.integers(1, 4)),
+        stroke_fill=255,
+    )
+    canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR)
+    return np.asarray(canvas, dtype=np.float32) / 255
+
+
+def mnist_form(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n printed digits in MNIST's form (28x28 uint8), with their labels."""
+    from mnist_classifier import normalise
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    return np.stack([normalise.to_mnist(printed_digit(int(d), rng)) for d in labels]), labels
+
+
+def photo_of(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A picture as a person makes one: the 28x28 digit 12x larger, dark ink on light grey
+    paper, somewhere off-centre on a 480x360 sheet, with sensor noise."""
+    from PIL import Image
+
+    big = Image.fromarray(digit).resize((336, 336), Image.Resampling.BICUBIC)
+    ink = np.asarray(big, dtype=np.float32) / 255
+    sheet = np.full((360, 480), 0.88, dtype=np.float32)
+    top, left = int(rng.integers(0, 360 - 336)), int(rng.integers(0, 480 - 336))
+    sheet[top : top + 336, left : left + 336] -= 0.8 * ink
+    sheet += rng.normal(0, 0.03, sheet.shape).astype(np.float32)
+    return Image.fromarray(np.round(np.clip(sheet, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+
+
+def save(image: Image.Image, path: Path) -> Path:
+    image.save(path, quality=85) if path.suffix == ".jpg" else image.save(path)
+    return path
 
 
 SLOW_CHUNK, SLOW_DELAY_S = 64 * 1024, 0.01  # mode "slow": about 6 MB/s
@@ -171,14 +292,22 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+# Short trainings and small figures: what the tiny projects run with.
+TINY = {
+    "config": {"dataset": "tiny", "plot": {"samples": 4, "predictions": 4, "misclassified": 4}},
+    "mlp": {"epochs": 2, "batch_size": 64},
+    "cnn": {"epochs": 1, "batch_size": 64, "cnn": {"filters": [4], "dense_units": 8}},
+}
+
+
 def tiny_project(tmp: Path) -> tuple[Path, Path]:
     """The project in tmp/project, on a tiny synthetic dataset served from tmp/mirror, with
-    short training and small figures: (project, mirror). Nothing is committed beyond the copy."""
+    short training and small figures (conf/ and params.yaml both): (project, mirror).
+    Nothing is committed beyond the copy."""
     shas = write_dataset(tmp / "mirror" / "tiny", n_train=600, n_test=200)
     proj = copy_project(tmp / "project")
     add_to_catalogue(proj / "datasets.yaml", "tiny", catalogue_entry(shas))
-    set_params(proj / "params.yaml", dataset="tiny", epochs=2, batch_size=64,
-               plot={"samples": 4, "predictions": 4, "misclassified": 4})
+    configure(proj, **TINY)
     return proj, tmp / "mirror"
 
 
@@ -188,8 +317,13 @@ def ran(output: str) -> set[str]:
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
@@ -202,11 +336,105 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 600) -> subprocess.CompletedProcess:
+def run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run a command (e.g. `dvc repro`, `python -m stages.fetch`) and capture its output."""
-    proc = subprocess.run(list(args), cwd=cwd, env=env or tool_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        list(args), cwd=cwd, env=env or tool_env(), capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def dvc(
+    proj: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """The real `dvc` CLI of this interpreter's environment, run in proj."""
+    return run(proj, sys.executable, "-m", "dvc", *args, env=env, check=check, timeout=timeout)
+
+
+def output(proc: subprocess.CompletedProcess) -> str:
+    """A command's stdout and stderr together, as a person would see them."""
+    return proc.stdout + proc.stderr
+
+
+# --- the stages, run exactly as DVC runs them ------------------------------------------------
+
+DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+VARS = {k: v for entry in DVC_YAML["vars"] for k, v in entry.items()}
+RAW, PROCESSED, MODEL = Path(VARS["raw"]), Path(VARS["processed"]), Path(VARS["model_file"])
+TRAIN_LOG, METRICS = Path(VARS["train_log"]), Path(VARS["metrics"])
+PREDICTIONS, PROBS, FIGURES = Path(VARS["predictions"]), Path(VARS["probs"]), Path(VARS["figures"])
+OUTPUTS = {
+    "fetch": [RAW],
+    "preprocess": [PROCESSED],
+    "train": [MODEL, TRAIN_LOG],
+    "evaluate": [METRICS, PREDICTIONS, PROBS],
+    "plot": [FIGURES],
+}
+
+
+def stage_command(stage: str) -> list[str]:
+    """The stage's `cmd` from dvc.yaml with its ${vars} filled in: exactly what DVC runs."""
+    cmd = DVC_YAML["stages"][stage]["cmd"]
+    for key, value in VARS.items():
+        cmd = cmd.replace("${" + key + "}", str(value))
+    args = shlex.split(cmd)
+    assert args[0] == "python"
+    return [sys.executable, *args[1:]]
+
+
+def run_stage(project: Path, stage: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the real stage in `project` (which holds params.yaml and datasets.yaml).
+
+    Under mutation testing (`make mutation`) the stage runs in this interpreter instead, so
+    that mutmut sees which stage functions each test calls and runs it against their mutants.
+    """
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        return run_in_process(project, stage, env)
+    return run(
+        project,
+        *stage_command(stage),
+        env=tool_env(**{"PYTHONPATH": str(ROOT), **env}),
+        check=False,
+        timeout=120,
+    )
+
+
+def run_in_process(project: Path, stage: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """What `python -m stages.<stage> ...` does, without a new process: run_command(main)."""
+    from mnist_classifier.cli import run_command
+
+    argv = stage_command(stage)[2:]
+    saved = os.getcwd(), sys.argv, dict(os.environ)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    try:
+        os.chdir(project)
+        sys.argv = argv
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run_command(stage, importlib.import_module(argv[0]).main)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except Exception:  # a bug: what a subprocess would print
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved[0])
+        sys.argv = saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def leftovers(project: Path, output: Path) -> list[str]:
+    """The output itself, its temp sibling (`.<stem>.tmp*`) and any `.part` download, if present."""
+    path = project / output
+    found = [path] if path.exists() else []
+    if path.parent.is_dir():
+        found += [p for p in path.parent.iterdir() if p.name.startswith(f".{path.stem}.tmp")]
+    found += list(project.rglob("*.part"))  # a download that fetch left behind
+    return sorted({str(p.relative_to(project)) for p in found})

@@ -1,4 +1,4 @@
-"""predict.py and the image normaliser, on real picture files the tests draw with Pillow.
+"""The predict command and the image normaliser, on real picture files the tests draw with Pillow.
 
 Digits are printed with Pillow's own font, brought into MNIST's form, and turned into the
 kind of picture a person takes: large, dark ink on light paper, off-centre, noisy, saved
@@ -15,49 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from stages import normalise, params, train
-from tests.helpers import ROOT, copy_project, set_params
-
-DEFAULTS = params.read_params(ROOT / "params.yaml")
-
-
-def printed_digit(digit: int, rng: np.random.Generator) -> np.ndarray:
-    """A digit drawn large in a random size, slant and place, as light-on-dark greyscale."""
-    canvas = Image.new("L", (96, 96), 0)
-    font = ImageFont.load_default(size=int(rng.integers(44, 64)))
-    ImageDraw.Draw(canvas).text((int(rng.integers(10, 40)), int(rng.integers(0, 20))), str(digit),
-                                fill=255, font=font, stroke_width=int(rng.integers(1, 4)), stroke_fill=255)
-    canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.Resampling.BILINEAR)
-    return np.asarray(canvas, dtype=np.float32) / 255
-
-
-def mnist_form(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n printed digits in MNIST's form (28x28 uint8), with their labels."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 10
-    return np.stack([normalise.to_mnist(printed_digit(int(d), rng)) for d in labels]), labels
-
-
-def photo_of(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A picture as a person makes one: the 28x28 digit 12x larger, dark ink on light grey
-    paper, somewhere off-centre on a 480x360 sheet, with sensor noise."""
-    big = Image.fromarray(digit).resize((336, 336), Image.Resampling.BICUBIC)
-    ink = np.asarray(big, dtype=np.float32) / 255
-    sheet = np.full((360, 480), 0.88, dtype=np.float32)
-    top, left = int(rng.integers(0, 360 - 336)), int(rng.integers(0, 480 - 336))
-    sheet[top: top + 336, left: left + 336] -= 0.8 * ink
-    sheet += rng.normal(0, 0.03, sheet.shape).astype(np.float32)
-    return Image.fromarray(np.round(np.clip(sheet, 0, 1) * 255).astype(np.uint8)).convert("RGB")
-
-
-def save(image: Image.Image, path: Path) -> Path:
-    image.save(path, quality=85) if path.suffix == ".jpg" else image.save(path)
-    return path
-
+from mnist_classifier import normalise, training
+from tests.helpers import ROOT, copy_project, make_train_params, mnist_form, photo_of, save, set_params
 
 # --- the normaliser ----------------------------------------------------------------------------
+
 
 def test_a_dark_bar_on_paper_becomes_a_centred_20_pixel_bright_bar() -> None:
     """MNIST's definition, checked on a shape whose answer is known: a 100x50 dark block
@@ -67,7 +31,7 @@ def test_a_dark_bar_on_paper_becomes_a_centred_20_pixel_bright_bar() -> None:
     digit = normalise.to_mnist(grey)
     rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
     assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (20, 10)
-    assert digit.max() == 255 and digit[rows[0] + 2: rows[-1] - 1, cols[0] + 2: cols[-1] - 1].min() == 255
+    assert digit.max() == 255 and digit[rows[0] + 2 : rows[-1] - 1, cols[0] + 2 : cols[-1] - 1].min() == 255
     mass = digit.astype(float) / digit.sum()
     centre = [(np.indices(digit.shape)[axis] * mass).sum() for axis in (0, 1)]
     np.testing.assert_allclose(centre, [13.5, 13.5], atol=0.5)
@@ -97,30 +61,38 @@ def test_transparent_pixels_count_as_paper(tmp_path: Path) -> None:
     assert digit.max() == 255 and (digit > 0).sum() < 0.3 * digit.size
 
 
-# --- predict.py ---------------------------------------------------------------------------------
+# --- the predict command --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small MLP trained on printed digits in MNIST's form, saved as the train stage does."""
     x, labels = mnist_form(1000, seed=0)
     y = np.eye(10, dtype=np.float32)[labels]
-    p = params.train_params({**DEFAULTS, "epochs": 30, "batch_size": 32})
-    model = train.train(p, (x.reshape(-1, 784), y), (x[:100].reshape(-1, 784), y[:100]))
+    p = make_train_params(epochs=30, batch_size=32)
+    model = training.train(p, (x.reshape(-1, 784), y), (x[:100].reshape(-1, 784), y[:100]))
     path = tmp_path_factory.mktemp("model") / "printed.keras"
     model.save(path)
     return path
 
 
 def predict(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "predict.py", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_classifier.predict", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_predict_reads_photos_of_digits(model_file: Path, tmp_path: Path) -> None:
     digits, labels = mnist_form(40, seed=99)  # digits the model never saw
     rng = np.random.default_rng(2)
-    files = [save(photo_of(d, rng), tmp_path / f"{i}_{label}{'.jpg' if i % 2 else '.png'}")
-             for i, (d, label) in enumerate(zip(digits, labels))]
+    files = [
+        save(photo_of(d, rng), tmp_path / f"{i}_{label}{'.jpg' if i % 2 else '.png'}")
+        for i, (d, label) in enumerate(zip(digits, labels))
+    ]
     out = predict("--json", "--model", model_file, *files)
     assert out.returncode == 0, out.stderr
     records = json.loads(out.stdout)
@@ -142,16 +114,19 @@ def bad_pictures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     save(Image.new("L", (1, 1), 255), tmp_path / "dot.png")
     save(Image.new("L", (50, 50), 230), tmp_path / "blank.png")
     save(Image.new("1", (9500, 9500), 1), tmp_path / "bomb.png")  # 90 Mpx, a few kB on disk
-    return {"missing": (tmp_path / "missing.png", "no such file"),
-            "empty": (tmp_path / "empty.png", "not a picture"),
-            "text": (tmp_path / "notes.txt", "not a picture"),
-            "1x1": (tmp_path / "dot.png", "too small"),
-            "blank": (tmp_path / "blank.png", "no ink"),
-            "bomb": (tmp_path / "bomb.png", "decompression-bomb")}
+    return {
+        "missing": (tmp_path / "missing.png", "no such file"),
+        "empty": (tmp_path / "empty.png", "not a picture"),
+        "text": (tmp_path / "notes.txt", "not a picture"),
+        "1x1": (tmp_path / "dot.png", "too small"),
+        "blank": (tmp_path / "blank.png", "no ink"),
+        "bomb": (tmp_path / "bomb.png", "decompression-bomb"),
+    }
 
 
 def test_each_bad_picture_gets_one_line_and_the_good_one_is_still_answered(
-        model_file: Path, tmp_path: Path) -> None:
+    model_file: Path, tmp_path: Path
+) -> None:
     good = save(photo_of(mnist_form(1, seed=3)[0][0], np.random.default_rng(0)), tmp_path / "good.png")
     bad = bad_pictures(tmp_path)
     out = predict("--json", "--model", model_file, good, *(path for path, _ in bad.values()))
@@ -170,8 +145,11 @@ def test_a_model_that_is_not_keras_or_does_not_match_is_refused(tmp_path: Path) 
     (tmp_path / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
     other.save(tmp_path / "cifar.keras")
-    cases = {tmp_path / "nothing.keras": "no such model", tmp_path / "model.h5": "not a .keras model",
-             tmp_path / "cifar.keras": "784 pixels to 10 classes"}
+    cases = {
+        tmp_path / "nothing.keras": "no such model",
+        tmp_path / "model.h5": "not a .keras model",
+        tmp_path / "cifar.keras": "784 pixels to 10 classes",
+    }
     for model, words in cases.items():
         out = predict("--model", model, good)
         assert out.returncode == 1 and out.stdout == ""
@@ -183,8 +161,21 @@ def test_predict_names_the_classes_of_the_dataset_in_params(model_file: Path, tm
     proj = copy_project(tmp_path / "project")
     set_params(proj / "params.yaml", dataset="fashion_mnist")
     picture = save(photo_of(mnist_form(1, seed=3)[0][0], np.random.default_rng(0)), tmp_path / "p.png")
-    out = subprocess.run([sys.executable, "predict.py", "--json", "--model", str(model_file), str(picture)],
-                         cwd=proj, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_classifier.predict",
+            "--json",
+            "--model",
+            str(model_file),
+            str(picture),
+        ],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     fashion = yaml.safe_load((ROOT / "datasets.yaml").read_text())["fashion_mnist"]["classes"]
     record = json.loads(out.stdout)[0]
     assert {record["predicted"], record["runner_up"]} <= set(fashion)

@@ -1,6 +1,6 @@
 """The pull-request report: what changed against the base branch, as Markdown.
 
-    python -m stages.report --base origin/main [--figures-url URL] > report.md
+    python -m mnist_classifier.report --base origin/main [--figures-url URL] > report.md
 
 Holds `dvc metrics diff --md` and `dvc params diff --md` against the base revision (the
 metrics file is in git, so the base needs no DVC cache), the `make compare` table of the
@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from stages.common import PipelineError, run_stage
-from stages.compare import param_names, table
-from stages.params import PARAMS_FILE, read_params
+from mnist_classifier.cli import run_command
+from mnist_classifier.compare import table
+from mnist_classifier.config import all_param_names
+from mnist_classifier.errors import PipelineError
 
 FIGURES = ("training.png", "confusion_matrix.png", "misclassified.png")
 
@@ -33,19 +34,28 @@ def experiments() -> str:
     import dvc.api
 
     try:
-        return table(dvc.api.exp_show(repo="."), param_names(read_params(PARAMS_FILE)))
+        return table(dvc.api.exp_show(repo="."), all_param_names())
     except PipelineError as exc:
         return str(exc)
 
 
 def report(base: str, figures_url: str | None) -> str:
     where = f"[the run's artifacts]({figures_url})" if figures_url else "`reports/figures/`"
-    return "\n\n".join([
-        f"## Metrics against `{base}`", dvc_md("metrics", "diff", base),
-        f"## Params changed against `{base}`", dvc_md("params", "diff", base),
-        "## Experiments (mean ± sd over seeds)", experiments(),
-        "## Figures", f"{', '.join(FIGURES)}: in {where}.",
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"## Metrics against `{base}`",
+                dvc_md("metrics", "diff", base),
+                f"## Params changed against `{base}`",
+                dvc_md("params", "diff", base),
+                "## Experiments (mean ± sd over seeds)",
+                experiments(),
+                "## Figures",
+                f"{', '.join(FIGURES)}: in {where}.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main() -> None:
@@ -56,5 +66,10 @@ def main() -> None:
     print(report(args.base, args.figures_url), end="")
 
 
+def cli() -> None:
+    """The `mnist-report` console script."""
+    run_command("report", main)
+
+
 if __name__ == "__main__":
-    run_stage("report", main)
+    cli()

@@ -1,17 +1,14 @@
-"""Plumbing every stage shares: clear errors, atomic outputs, safe loaders.
+"""Files in and out: atomic outputs, and loaders that never run what a file carries.
 
 Nothing here imports TensorFlow, so light stages stay light.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import signal
-import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,68 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-
-class PipelineError(Exception):
-    """A problem the user can fix; its text is the whole message they see."""
-
-
-_interrupted = False
-
-
-def _on_sigint(signum: int, frame: object) -> None:
-    global _interrupted
-    _interrupted = True
-    raise KeyboardInterrupt
-
-
-def raise_if_interrupted() -> None:
-    """Raise KeyboardInterrupt again if Ctrl-C came earlier.
-
-    A KeyboardInterrupt that lands inside a finaliser (`__del__`, of which TensorFlow and
-    DVC's git library have many) is printed and dropped by Python; long loops call this so
-    that such a Ctrl-C still stops the stage.
-    """
-    if _interrupted:
-        raise KeyboardInterrupt
-
-
-def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main(): one clear line on stderr and a non-zero exit on failure.
-
-    PipelineError means bad input (exit 1); Ctrl-C exits 130 without a traceback wall.
-    Any other exception is a bug, and keeps its traceback.
-    """
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # `cmd &` in a script ignores it
-        signal.signal(signal.SIGINT, _on_sigint)
-    try:
-        main()
-    except PipelineError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; no output was written.", file=sys.stderr)
-        sys.exit(130)
-
-
-def stage_paths(doc: str, *names: str) -> argparse.Namespace:
-    """Parse a stage's command line: each name is a required path option.
-
-    `stage_paths(__doc__, "data", "train_log")` reads `--data PATH --train-log PATH` into
-    `args.data` and `args.train_log`, as Paths. dvc.yaml passes every path, so each is required.
-    """
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    for name in names:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True)
-    return parser.parse_args()
-
-
-def use_keras_backend(name: str) -> None:
-    """Choose Keras' backend (the `backend` param) and hide TensorFlow's C++ start-up notes.
-
-    Must run before the first `import keras`: Keras reads KERAS_BACKEND once, on import.
-    """
-    os.environ["KERAS_BACKEND"] = name
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mnist_classifier.errors import PipelineError
 
 
 def _temp_sibling(path: Path) -> Path:
@@ -141,22 +77,20 @@ def load_yaml(path: Path) -> Any:
 def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Load named arrays from an .npz; pickled objects are refused, never executed."""
     if Path(path).is_file() and not zipfile.is_zipfile(path):  # numpy would call it a pickle
-        raise PipelineError(f"{path} is not a readable .npz (not a zip archive); "
-                            "rerun `dvc repro` to rebuild it.")
+        raise PipelineError(
+            f"{path} is not a readable .npz (not a zip archive); rerun `dvc repro` to rebuild it."
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in keys if k not in data.files]
             if missing:
-                raise PipelineError(
-                    f"{path} lacks {', '.join(missing)}; rerun `dvc repro` to rebuild it."
-                )
+                raise PipelineError(f"{path} lacks {', '.join(missing)}; rerun `dvc repro` to rebuild it.")
             return {k: data[k] for k in keys}
     except FileNotFoundError:
         raise PipelineError(f"{path} not found; run `dvc repro` to build it.") from None
     except ValueError as exc:  # numpy refuses object arrays without allow_pickle
         raise PipelineError(
-            f"{path} holds pickled objects, which are refused ({exc}). "
-            "Delete it and rerun `dvc repro`."
+            f"{path} holds pickled objects, which are refused ({exc}). Delete it and rerun `dvc repro`."
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise PipelineError(

@@ -23,10 +23,17 @@ WORKFLOW = ROOT / ".github" / "workflows" / "pr-report.yml"
 def lint(path: Path) -> list[subprocess.CompletedProcess]:
     tools = [shutil.which("check-jsonschema"), shutil.which("zizmor")]
     assert all(tools), "check-jsonschema and zizmor come with requirements.lock"
-    return [subprocess.run([tools[0], "--builtin-schema", "vendor.github-workflows", str(path)],
-                           capture_output=True, text=True, timeout=120),
-            subprocess.run([tools[1], "--offline", "--no-progress", str(path)],
-                           capture_output=True, text=True, timeout=120)]
+    return [
+        subprocess.run(
+            [tools[0], "--builtin-schema", "vendor.github-workflows", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ),
+        subprocess.run(
+            [tools[1], "--offline", "--no-progress", str(path)], capture_output=True, text=True, timeout=120
+        ),
+    ]
 
 
 def test_the_workflow_passes_both_linters() -> None:
@@ -34,24 +41,28 @@ def test_the_workflow_passes_both_linters() -> None:
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("breakage, text", [
-    (("pull_request:", "pull_requets:"), "pull_requets"),  # not an event: the schema refuses it
-    (('--base "origin/$BASE_REF"', '--base "origin/${{ github.head_ref }}"'), "template-injection"),
-    (("actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683", "actions/checkout@main"), "unpinned"),
-])
+@pytest.mark.parametrize(
+    "breakage, text",
+    [
+        (("pull_request:", "pull_requets:"), "pull_requets"),  # not an event: the schema refuses it
+        (('--base "origin/$BASE_REF"', '--base "origin/${{ github.head_ref }}"'), "template-injection"),
+        (("actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683", "actions/checkout@main"), "unpinned"),
+    ],
+)
 def test_the_linters_catch_a_broken_workflow(tmp_path: Path, breakage: tuple[str, str], text: str) -> None:
     """Each linter is seen to fail, so its pass above means something."""
     broken = tmp_path / ".github" / "workflows" / "pr-report.yml"
     broken.parent.mkdir(parents=True)
     broken.write_text(WORKFLOW.read_text().replace(*breakage))
     results = lint(broken)
-    assert any(p.returncode != 0 and text in p.stdout + p.stderr for p in results), \
-        "\n".join(p.stdout + p.stderr for p in results)
+    assert any(p.returncode != 0 and text in p.stdout + p.stderr for p in results), "\n".join(
+        p.stdout + p.stderr for p in results
+    )
 
 
 def test_the_workflow_runs_the_readme_test_command_and_the_report_script() -> None:
     steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]["steps"]
     commands = "\n".join(s.get("run", "") for s in steps)
     assert "make test" in commands and "dvc repro" in commands
-    assert "python -m stages.report" in commands and "gh pr comment" in commands
+    assert "python -m mnist_classifier.report" in commands and "gh pr comment" in commands
     assert "dvc pull --run-cache" in commands

@@ -1,4 +1,4 @@
-"""Unit tests of each stage's logic, on tiny data made here."""
+"""Unit tests of the library each stage calls, on tiny data made here."""
 
 from __future__ import annotations
 
@@ -12,20 +12,18 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import catalogue, evaluate, inference, params, plot, preprocess, train
-from stages.common import PipelineError
-from tests.helpers import ROOT, idx_bytes, synthetic_digits
-
-DEFAULTS = params.read_params(ROOT / "params.yaml")
-
+from mnist_classifier import catalogue, config, dataset, evaluation, inference, networks, plots, training
+from mnist_classifier.errors import PipelineError
+from stages import plot
+from tests.helpers import ROOT, default_params, idx_bytes, make_train_params, synthetic_digits
 
 # --- params and dvc.yaml agree ------------------------------------------------------------
 
 PARAM_LOADERS = {
-    "fetch": params.FetchParams,
-    "preprocess": params.PreprocessParams,
-    "train": params.TrainParams,
-    "plot": params.PlotParams,
+    "fetch": config.FetchParams,
+    "preprocess": config.PreprocessParams,
+    "train": config.TrainParams,
+    "plot": config.PlotParams,
 }
 
 
@@ -38,36 +36,68 @@ def test_dvc_yaml_declares_exactly_the_params_each_stage_reads(stage: str) -> No
     declared = {p.split(".")[-1] for p in _stages()[stage].get("params", [])}
     loader = PARAM_LOADERS.get(stage)
     read = set(loader.__dataclass_fields__) if loader else set()
+    if "network" in read:  # the `model` param and the chosen model's own block (`${model}`)
+        read = read - {"network"} | {"model", "${model}"}
     assert declared == read
 
 
 @pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate", "plot"])
 def test_dvc_yaml_lists_every_project_module_a_stage_imports(stage: str) -> None:
-    """Follow `stages.*` imports transitively: each module must be a dep of the stage."""
-    deps = set(_stages()[stage]["deps"])
+    """Follow `mnist_classifier.*` imports transitively, inside functions too: the stage's
+    Python deps are exactly the modules it can import (and the package's __init__.py)."""
+    deps = {d for d in _stages()[stage]["deps"] if d.endswith(".py")}
     todo, seen = [f"stages/{stage}.py"], set()
     while todo:
         path = todo.pop()
         seen.add(path)
         for node in ast.walk(ast.parse((ROOT / path).read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages"):
-                names = [node.module] if node.module != "stages" else [f"stages.{a.name}" for a in node.names]
-                for name in names:
-                    module = name.replace(".", "/") + ".py"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mnist_classifier"):
+                names = (
+                    [node.module]
+                    if node.module != "mnist_classifier"
+                    else [f"mnist_classifier.{a.name}" for a in node.names]
+                )
+                for name in [*names, "mnist_classifier"]:
+                    module = name.replace(".", "/") + (".py" if "." in name else "/__init__.py")
                     if module not in seen:
                         todo.append(module)
-    assert seen <= deps, f"missing deps: {seen - deps}"
+    assert seen == deps, f"missing: {seen - deps}, not imported: {deps - seen}"
 
 
 def test_default_params_are_the_seed_model() -> None:
-    p = params.train_params(DEFAULTS)
-    assert (p.model, p.epochs, p.batch_size, p.hidden_units, p.dropout, p.optimizer) == (
-        "mlp", 20, 512, (128, 128), 0.05, "adam")
-    assert params.preprocess_params(DEFAULTS).dataset == "mnist"
-    assert params.plot_params(DEFAULTS).samples > 0
+    p = config.train_params(default_params())
+    assert (p.model, p.epochs, p.batch_size, p.learning_rate, p.lr_schedule, p.optimizer) == (
+        "mlp",
+        20,
+        512,
+        0.001,
+        "constant",
+        "adam",
+    )
+    assert p.network == config.MlpConfig(hidden_units=(128, 128), activation="relu", dropout=0.05)
+    assert config.preprocess_params(default_params()).dataset == "mnist"
+    assert config.plot_params(default_params()).samples > 0
+    cnn = config.train_params(default_params("cnn"))
+    assert (cnn.model, cnn.epochs, cnn.batch_size, cnn.lr_schedule) == ("cnn", 30, 128, "cosine")
+    assert cnn.network == config.CnnConfig()  # the dataclass defaults are conf/model/cnn.yaml's
+
+
+def test_the_committed_params_yaml_is_the_composition_of_conf() -> None:
+    """params.yaml is what `dvc exp run` would write from conf/, so it leaves no stray diff."""
+    from mnist_classifier.config import write_params
+
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == default_params()
+    assert (ROOT / ".dvc" / "config").read_text().count("enabled = true") == 1  # [hydra]
+    composed = ROOT / "params.check.yaml"
+    try:
+        write_params(conf_dir=ROOT / "conf", path=composed)
+        assert composed.read_text() == (ROOT / "params.yaml").read_text()
+    finally:
+        composed.unlink(missing_ok=True)
 
 
 # --- catalogue -----------------------------------------------------------------------------
+
 
 def test_catalogue_ships_mnist_and_fashion_mnist_with_checksums() -> None:
     for name in ("mnist", "fashion_mnist"):
@@ -79,15 +109,16 @@ def test_catalogue_ships_mnist_and_fashion_mnist_with_checksums() -> None:
 
 # --- preprocess ----------------------------------------------------------------------------
 
+
 def test_parse_idx_round_trips_images() -> None:
     images, _ = synthetic_digits(7, seed=3)
-    parsed = preprocess.parse_idx(idx_bytes(images, 0x803), 0x803, 3, "x")
+    parsed = dataset.parse_idx(idx_bytes(images, 0x803), 0x803, 3, "x")
     np.testing.assert_array_equal(parsed, images)
 
 
 def test_to_features_keeps_the_bytes_flattens_and_one_hots() -> None:
     images = np.array([[[0] * 28] * 28, [[255] * 28] * 28], dtype=np.uint8)
-    x, y = preprocess.to_features(images, np.array([3, 9], dtype=np.uint8), 10)
+    x, y = dataset.to_features(images, np.array([3, 9], dtype=np.uint8), 10)
     assert x.shape == (2, 784) and x.dtype == np.uint8
     np.testing.assert_array_equal(x, images.reshape(2, 784))
     np.testing.assert_array_equal(y.argmax(1), [3, 9])
@@ -96,12 +127,12 @@ def test_to_features_keeps_the_bytes_flattens_and_one_hots() -> None:
 
 def test_split_is_seeded_stratified_and_disjoint() -> None:
     labels = np.repeat(np.arange(10), 50)
-    train_idx, val_idx = preprocess.split_indices(labels, 0.2, seed=1)
+    train_idx, val_idx = dataset.split_indices(labels, 0.2, seed=1)
     assert len(np.intersect1d(train_idx, val_idx)) == 0
     assert len(train_idx) + len(val_idx) == len(labels)
     assert np.all(np.bincount(labels[val_idx]) == 10)  # 20% of every class
-    again = preprocess.split_indices(labels, 0.2, seed=1)[1]
-    other = preprocess.split_indices(labels, 0.2, seed=2)[1]
+    again = dataset.split_indices(labels, 0.2, seed=1)[1]
+    other = dataset.split_indices(labels, 0.2, seed=2)[1]
     np.testing.assert_array_equal(val_idx, again)
     assert not np.array_equal(val_idx, other)
 
@@ -120,10 +151,6 @@ def test_preprocess_writes_three_splits(processed: Path) -> None:
 
 # --- train ---------------------------------------------------------------------------------
 
-def _tiny_params(**changes: object) -> params.TrainParams:
-    raw = {**DEFAULTS, "epochs": 3, "batch_size": 64, **changes}
-    return params.train_params(raw)
-
 
 def _load(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     with np.load(processed / f"{split}.npz", allow_pickle=False) as d:
@@ -131,7 +158,7 @@ def _load(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_model_is_the_seed_architecture() -> None:
-    model = train.build_model(params.train_params(DEFAULTS), 784, 10)
+    model = networks.build_model(config.train_params(default_params()), 784, 10)
     kinds = [(type(layer).__name__, getattr(layer, "units", None)) for layer in model.layers]
     assert kinds == [("Rescaling", None), ("Dense", 128), ("Dense", 128), ("Dropout", None), ("Dense", 10)]
     assert model.count_params() == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
@@ -139,9 +166,9 @@ def test_model_is_the_seed_architecture() -> None:
 
 
 def test_training_learns_logs_and_is_deterministic(processed: Path, tmp_path: Path) -> None:
-    p = _tiny_params()
-    first = train.train(p, _load(processed, "train"), _load(processed, "val"), tmp_path / "log")
-    second = train.train(p, _load(processed, "train"), _load(processed, "val"))
+    p = make_train_params(epochs=3)
+    first = training.train(p, _load(processed, "train"), _load(processed, "val"), tmp_path / "log")
+    second = training.train(p, _load(processed, "train"), _load(processed, "val"))
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
     logged = json.loads((tmp_path / "log" / "metrics.json").read_text())
@@ -153,10 +180,11 @@ def test_training_learns_logs_and_is_deterministic(processed: Path, tmp_path: Pa
 
 # --- evaluate ------------------------------------------------------------------------------
 
+
 def test_score_matches_hand_computed_metrics() -> None:
     y_true = np.array([0, 0, 1, 1])
     probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
-    m = evaluate.score(y_true, probs, loss=0.5, classes=["a", "b"])
+    m = evaluation.score(y_true, probs, loss=0.5, classes=["a", "b"])
     assert m["test"]["accuracy"] == 0.75
     assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2}
     assert m["per_class"]["b"]["precision"] == 0.666667
@@ -166,14 +194,14 @@ def test_score_matches_hand_computed_metrics() -> None:
 def test_test_loss_is_categorical_cross_entropy() -> None:
     y = np.eye(2, dtype=np.float32)
     probs = np.array([[0.8, 0.2], [0.5, 0.5]], dtype=np.float32)
-    assert evaluate.test_loss(y, probs) == pytest.approx(-(np.log(0.8) + np.log(0.5)) / 2, rel=1e-5)
+    assert evaluation.test_loss(y, probs) == pytest.approx(-(np.log(0.8) + np.log(0.5)) / 2, rel=1e-5)
 
 
 def test_write_outputs_gives_one_csv_row_per_sample(tmp_path: Path) -> None:
     y_true, probs = np.array([1, 0, 1]), np.array([[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]])
-    m = evaluate.score(y_true, probs, 0.1, ["zero", "one"])
+    m = evaluation.score(y_true, probs, 0.1, ["zero", "one"])
     paths = (tmp_path / "m.json", tmp_path / "p.csv", tmp_path / "probs.npz")
-    evaluate.write_outputs(m, y_true, probs, ["zero", "one"], *paths)
+    evaluation.write_outputs(m, y_true, probs, ["zero", "one"], *paths)
     assert json.loads(paths[0].read_text()) == m
     rows = list(csv.reader(paths[1].open()))
     assert rows == [["actual", "predicted"], ["one", "one"], ["zero", "zero"], ["one", "zero"]]
@@ -183,47 +211,61 @@ def test_write_outputs_gives_one_csv_row_per_sample(tmp_path: Path) -> None:
 
 # --- plot ----------------------------------------------------------------------------------
 
+
 def test_confusion_counts_true_rows_predicted_columns() -> None:
-    matrix = plot.confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3)
+    matrix = plots.confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3)
     np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 0, 1]])
 
 
 def test_most_confident_errors_orders_wrong_predictions_by_confidence() -> None:
     y_true = np.array([0, 0, 1, 1])
     probs = np.array([[0.1, 0.9], [0.9, 0.1], [0.6, 0.4], [0.99, 0.01]])
-    np.testing.assert_array_equal(plot.most_confident_errors(y_true, probs, 5), [3, 0, 2])
+    np.testing.assert_array_equal(plots.most_confident_errors(y_true, probs, 5), [3, 0, 2])
 
 
-def test_plot_stage_writes_every_png_and_replaces_old_figures(processed: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plot_stage_writes_every_png_and_replaces_old_figures(
+    processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Through main(), as DVC runs it; a stale figures folder is replaced whole."""
     log = tmp_path / "log"
     for split in ("train", "eval"):
         for metric in ("loss", "accuracy"):
             (log / "plots" / "metrics" / split).mkdir(parents=True, exist_ok=True)
-            (log / "plots" / "metrics" / split / f"{metric}.tsv").write_text(f"step\t{metric}\n0\t0.5\n1\t0.4\n")
+            (log / "plots" / "metrics" / split / f"{metric}.tsv").write_text(
+                f"step\t{metric}\n0\t0.5\n1\t0.4\n"
+            )
     with np.load(processed / "test.npz", allow_pickle=False) as d:
         n_test = len(d["y"])
     probs = np.random.default_rng(0).dirichlet(np.ones(10), size=n_test).astype(np.float32)
     np.savez(tmp_path / "probs.npz", probs=probs)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULTS))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
     out = tmp_path / "figures"
     out.mkdir()
     (out / "stale.png").write_text("from an earlier run")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", ["plot", "--data", str(processed), "--probs", "probs.npz",
-                                     "--train-log", "log", "--out", "figures"])
+    monkeypatch.setattr(
+        "sys.argv",
+        ["plot", "--data", str(processed), "--probs", "probs.npz", "--train-log", "log", "--out", "figures"],
+    )
     plot.main()
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["confusion_matrix.png", "misclassified.png", "predictions.png", "samples.png", "training.png"]
+    assert names == [
+        "confusion_matrix.png",
+        "misclassified.png",
+        "predictions.png",
+        "samples.png",
+        "training.png",
+    ]
     assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
 
 
 # --- command line --------------------------------------------------------------------------
 
-def test_stage_paths_reads_every_option_as_a_required_path(monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture) -> None:
-    from stages.common import stage_paths
+
+def test_stage_paths_reads_every_option_as_a_required_path(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from mnist_classifier.cli import stage_paths
 
     monkeypatch.setattr("sys.argv", ["plot", "--train-log", "reports/train", "--out", "figs"])
     args = stage_paths("Stage 5, plot.\nmore", "train_log", "out")
@@ -240,8 +282,9 @@ def test_stage_paths_reads_every_option_as_a_required_path(monkeypatch: pytest.M
 
 # --- shared plumbing -----------------------------------------------------------------------
 
+
 def test_use_keras_backend_names_the_backend_and_quiets_tensorflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stages.common import use_keras_backend
+    from mnist_classifier.backend import use_keras_backend
 
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     monkeypatch.setenv("KERAS_BACKEND", "numpy")
@@ -253,7 +296,7 @@ def test_use_keras_backend_names_the_backend_and_quiets_tensorflow(monkeypatch: 
 
 
 def test_load_npz_says_what_is_wrong_and_what_to_do(tmp_path: Path) -> None:
-    from stages.common import load_npz
+    from mnist_classifier.files import load_npz
 
     np.savez(tmp_path / "a.npz", x=np.zeros(3))
     with pytest.raises(PipelineError, match=r"a\.npz lacks y, classes; rerun `dvc repro` to rebuild it\."):
@@ -261,7 +304,9 @@ def test_load_npz_says_what_is_wrong_and_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"b\.npz not found; run `dvc repro` to build it\."):
         load_npz(tmp_path / "b.npz", ("x",))
     (tmp_path / "c.npz").write_bytes(b"not a zip")
-    with pytest.raises(PipelineError, match=r"c\.npz is not a readable \.npz \(not a zip archive\); rerun `dvc repro`"):
+    with pytest.raises(
+        PipelineError, match=r"c\.npz is not a readable \.npz \(not a zip archive\); rerun `dvc repro`"
+    ):
         load_npz(tmp_path / "c.npz", ("x",))
 
 
@@ -280,52 +325,60 @@ def test_load_model_refuses_a_lambda_layer_without_running_it(tmp_path: Path) ->
 
 
 def test_parse_idx_accepts_an_empty_set_and_refuses_a_short_header() -> None:
-    empty = preprocess.parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8), 0x803), 0x803, 3, "e")
+    empty = dataset.parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8), 0x803), 0x803, 3, "e")
     assert empty.shape == (0, 28, 28)
     with pytest.raises(PipelineError, match="only 15 bytes, shorter than an IDX header"):
-        preprocess.parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8), 0x803)[:15], 0x803, 3, "e")
+        dataset.parse_idx(idx_bytes(np.zeros((0, 28, 28), np.uint8), 0x803)[:15], 0x803, 3, "e")
 
 
 def test_split_refuses_to_leave_validation_empty() -> None:
-    with pytest.raises(PipelineError, match="val_fraction 0.01 leaves an empty training or "
-                                                      "validation set from 20 samples"):
-        preprocess.split_indices(np.repeat(np.arange(10), 2), 0.01, seed=0)
+    with pytest.raises(
+        PipelineError, match="val_fraction 0.01 leaves an empty training or validation set from 20 samples"
+    ):
+        dataset.split_indices(np.repeat(np.arange(10), 2), 0.01, seed=0)
 
 
 def test_seed_zero_is_a_valid_seed_everywhere() -> None:
-    raw = {**DEFAULTS, "seed": 0}
-    assert params.plot_params(raw).seed == params.preprocess_params(raw).seed == params.train_params(raw).seed == 0
+    raw = {**default_params(), "seed": 0}
+    assert (
+        config.plot_params(raw).seed
+        == config.preprocess_params(raw).seed
+        == config.train_params(raw).seed
+        == 0
+    )
 
 
 def test_most_confident_errors_keep_test_order_among_ties() -> None:
     y_true = np.zeros(6, dtype=int)
     probs = np.array([[0.2, 0.8]] * 5 + [[0.1, 0.9]])
-    np.testing.assert_array_equal(plot.most_confident_errors(y_true, probs, 6), [5, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(plots.most_confident_errors(y_true, probs, 6), [5, 0, 1, 2, 3, 4])
 
 
 def test_read_curve_names_a_missing_log(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"loss\.tsv not found; run `dvc repro train`\."):
-        plot.read_curve(tmp_path / "loss.tsv")
+        plots.read_curve(tmp_path / "loss.tsv")
 
 
 def test_ctrl_c_sets_the_flag_that_long_loops_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stages import common
+    from mnist_classifier import errors
 
-    monkeypatch.setattr(common, "_interrupted", False)
-    common.raise_if_interrupted()  # nothing pending: no effect
+    monkeypatch.setattr(errors, "_interrupted", False)
+    errors.raise_if_interrupted()  # nothing pending: no effect
     with pytest.raises(KeyboardInterrupt):
-        common._on_sigint(2, None)
+        errors.on_sigint(2, None)
     with pytest.raises(KeyboardInterrupt):  # raised again, even if the first one was swallowed
-        common.raise_if_interrupted()
+        errors.raise_if_interrupted()
 
 
-def test_run_stage_exit_codes_and_messages(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_run_stage_exit_codes_and_messages(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """Bad input: exit 1 and `<stage>: error: ...`; Ctrl-C: exit 130; the SIGINT handler is ours."""
     import signal
 
-    from stages import common
+    from mnist_classifier import cli, errors
 
-    monkeypatch.setattr(common, "_interrupted", False)
+    monkeypatch.setattr(errors, "_interrupted", False)
     previous = signal.getsignal(signal.SIGINT)
     seen = []
 
@@ -338,16 +391,16 @@ def test_run_stage_exit_codes_and_messages(monkeypatch: pytest.MonkeyPatch, caps
 
     try:
         with pytest.raises(SystemExit) as exc:
-            common.run_stage("demo", bad_input)
-        assert exc.value.code == 1 and seen == [common._on_sigint]
+            cli.run_command("demo", bad_input)
+        assert exc.value.code == 1 and seen == [errors.on_sigint]
         assert capsys.readouterr().err == "demo: error: x.yaml is wrong; fix it.\n"
         with pytest.raises(SystemExit) as exc:
-            common.run_stage("demo", ctrl_c)
+            cli.run_command("demo", ctrl_c)
         assert exc.value.code == 130
         assert capsys.readouterr().err == "demo: interrupted; no output was written.\n"
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # `cmd &` from a script: left ignored
         with pytest.raises(SystemExit):
-            common.run_stage("demo", bad_input)
+            cli.run_command("demo", bad_input)
         assert seen[-1] == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -355,60 +408,32 @@ def test_run_stage_exit_codes_and_messages(monkeypatch: pytest.MonkeyPatch, caps
 
 @pytest.mark.parametrize("value", [5, "", None])
 def test_dataset_param_must_be_a_name(value: object) -> None:
-    with pytest.raises(PipelineError, match=rf"`dataset` is {value!r}; it must be a dataset name from "
-                                            r"datasets\.yaml\. Fix params\.yaml or your `-S dataset=\.\.\.`"):
-        params.fetch_params({"dataset": value})
+    with pytest.raises(
+        PipelineError,
+        match=rf"`dataset` is {value!r}; it must be a dataset name from "
+        r"datasets\.yaml\. Fix conf/ or your `-S dataset=\.\.\.`",
+    ):
+        config.fetch_params({"dataset": value})
 
 
 def test_progress_line_shows_the_share_and_megabytes(capsys: pytest.CaptureFixture) -> None:
-    from stages import fetch
+    from mnist_classifier import download
 
-    fetch._progress("a.gz", 500_000, 2_000_000, final=True)
-    fetch._progress("b.gz", 1_500_000, None)  # no size announced; stderr is not a terminal here
+    download._progress("a.gz", 500_000, 2_000_000, final=True)
+    download._progress("b.gz", 1_500_000, None)  # no size announced; stderr is not a terminal here
     assert capsys.readouterr().err == "\rfetch: a.gz  25% 0.50/2.00 MB\n\rfetch: b.gz 1.50 MB\n"
 
 
 def test_sources_put_data_mirror_first_and_tell_urls_from_folders() -> None:
-    from stages import fetch
+    from mnist_classifier import download
 
     ds = catalogue.Dataset("mnist", ("0", "1"), ("https://a.example/m/", "http://b.example/x"), {})
-    assert fetch.sources(ds, "/data/") == ["/data/mnist", "https://a.example/m", "http://b.example/x"]
-    assert fetch.sources(ds, None) == ["https://a.example/m", "http://b.example/x"]
-    assert [fetch._is_url(b) for b in ("HTTPS://x", "http://x", "file:///x", "/x:y", "C:/data")] == \
-        [True, True, True, False, False]
-
-
-# --- compare -----------------------------------------------------------------------------------
-
-def _exp(rev: str, accuracy: float, loss: float, **params: object) -> dict:
-    return {"rev": rev, "test.accuracy": accuracy, "test.loss": loss,
-            **{"seed": 1, "epochs": 20, "learning_rate": 0.001, **params}}
-
-
-def test_compare_groups_by_everything_but_the_seed_best_first() -> None:
-    from stages.compare import table
-
-    rows = [
-        _exp("workspace", 0.5, 9.0),  # the workspace repeats a commit: left out
-        _exp("a", 0.90, 0.30, seed=1), _exp("b", 0.92, 0.20, seed=2), _exp("c", 0.94, 0.10, seed=3),
-        _exp("d", 0.97, 0.05, seed=1, learning_rate=0.01),
-        {"rev": "e", "test.accuracy": None, "test.loss": None, "seed": 4},  # queued: no metrics
+    assert download.sources(ds, "/data/") == ["/data/mnist", "https://a.example/m", "http://b.example/x"]
+    assert download.sources(ds, None) == ["https://a.example/m", "http://b.example/x"]
+    assert [download._is_url(b) for b in ("HTTPS://x", "http://x", "file:///x", "/x:y", "C:/data")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
     ]
-    lines = table(rows, ["seed", "epochs", "learning_rate"]).splitlines()
-    assert lines == [
-        "| learning_rate | runs | seeds | test accuracy | test loss |",
-        "|---|---|---|---|---|",
-        "| 0.01 | 1 | 1 | 0.9700 (one run: no spread) | 0.0500 (one run: no spread) |",
-        "| 0.001 | 3 | 1, 2, 3 | 0.9200 ± 0.0200 | 0.2000 ± 0.1000 |",
-    ]
-
-
-def test_compare_with_one_group_says_only_the_seed_varies_and_with_none_says_what_to_do() -> None:
-    from stages.compare import param_names, table
-
-    assert param_names({"a": 1, "plot": {"samples": 2, "x": {"y": 3}}}) == ["a", "plot.samples", "plot.x.y"]
-    text = table([_exp("a", 0.9, 0.3, seed=1), _exp("b", 0.8, 0.5, seed=2)], ["seed", "epochs"])
-    assert text.splitlines()[2] == "| 2 | 1, 2 | 0.8500 ± 0.0707 | 0.4000 ± 0.1414 |"
-    assert text.endswith("All experiments share their params but the seed.")
-    with pytest.raises(PipelineError, match="no experiments with test metrics yet"):
-        table([_exp("workspace", 0.9, 0.3)], ["seed"])

@@ -1,9 +1,10 @@
 """Read handwritten digits from your own pictures with the trained model.
 
-    python predict.py IMAGE [IMAGE ...] [--json] [--model models/model.keras]
+    python -m mnist_classifier.predict IMAGE [IMAGE ...] [--json] [--model models/model.keras]
+    (or `mnist-predict ...`, or `make predict IMAGES="..."`)
 
 Each picture (PNG, JPEG or anything Pillow reads; dark ink on light paper is fine) is first
-brought into MNIST's form (stages/normalise.py), then classified. One line per picture:
+brought into MNIST's form (mnist_classifier.normalise), then classified. One line per picture:
 
     my_seven.jpg: 7 (98.1%), runner-up 1 (1.2%)
 
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.catalogue import load_dataset
-from stages.common import PipelineError
-from stages.inference import load_model
-from stages.normalise import read_image, to_mnist
-from stages.params import PARAMS_FILE, fetch_params, read_params
+from mnist_classifier.catalogue import load_dataset
+from mnist_classifier.cli import run_command
+from mnist_classifier.config import PARAMS_FILE, fetch_params, read_params
+from mnist_classifier.errors import PipelineError
+from mnist_classifier.inference import load_model
+from mnist_classifier.normalise import read_image, to_mnist
 
 CATALOGUE = Path("datasets.yaml")
 
@@ -46,7 +48,8 @@ def checked_model(path: Path, n_classes: int) -> object:
     if tuple(model.input_shape) != (None, 784) or tuple(model.output_shape) != (None, n_classes):
         raise PipelineError(
             f"{path}: the model maps {model.input_shape[1:]} to {model.output_shape[1:]}, "
-            f"but this project's models map 784 pixels to {n_classes} classes.")
+            f"but this project's models map 784 pixels to {n_classes} classes."
+        )
     return model
 
 
@@ -55,25 +58,31 @@ def answers(files: list[Path], probs: np.ndarray, classes: list[str]) -> list[di
     records = []
     for file, p in zip(files, probs):
         first, second = np.argsort(-p, kind="stable")[:2]
-        records.append({"file": str(file), "predicted": classes[first],
-                        "probability": round(float(p[first]), 6),
-                        "runner_up": classes[second], "runner_up_probability": round(float(p[second]), 6)})
+        records.append(
+            {
+                "file": str(file),
+                "predicted": classes[first],
+                "probability": round(float(p[first]), 6),
+                "runner_up": classes[second],
+                "runner_up_probability": round(float(p[second]), 6),
+            }
+        )
     return records
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    parser.add_argument("--model", type=Path, default=Path("models/model.keras"),
-                        help="a .keras file from the train stage (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path("models/model.keras"),
+        help="a .keras file from the train stage (default: %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     args = parser.parse_args(argv)
-    try:
-        classes = class_names()
-        model = checked_model(args.model, len(classes))
-    except PipelineError as exc:
-        print(f"predict: error: {exc}", file=sys.stderr)
-        return 1
+    classes = class_names()
+    model = checked_model(args.model, len(classes))
     good, digits = [], []
     for path in args.images:
         try:
@@ -88,10 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(records, indent=2))
     for r in records if not args.json else []:
-        print(f"{r['file']}: {r['predicted']} ({100 * r['probability']:.3g}%), "
-              f"runner-up {r['runner_up']} ({100 * r['runner_up_probability']:.2g}%)")
+        print(
+            f"{r['file']}: {r['predicted']} ({100 * r['probability']:.3g}%), "
+            f"runner-up {r['runner_up']} ({100 * r['runner_up_probability']:.2g}%)"
+        )
     return 0 if len(good) == len(args.images) else 1
 
 
+def cli() -> None:
+    """The `mnist-predict` console script."""
+    run_command("predict", main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

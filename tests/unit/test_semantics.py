@@ -20,15 +20,10 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import catalogue, evaluate, params, plot, preprocess, train
-from stages.common import PipelineError
-from tests.helpers import FILE_NAMES, ROOT, synthetic_digits
-
-DEFAULTS = params.read_params(ROOT / "params.yaml")
-
-
-def _params(**changes: object) -> params.TrainParams:
-    return params.train_params({**DEFAULTS, "epochs": 2, "batch_size": 64, **changes})
+from mnist_classifier import catalogue, config, networks, plots, training
+from mnist_classifier.errors import PipelineError
+from stages import evaluate, preprocess, train
+from tests.helpers import FILE_NAMES, ROOT, default_params, make_train_params, synthetic_digits
 
 
 def _load(processed: Path, split: str) -> dict[str, np.ndarray]:
@@ -43,12 +38,14 @@ def _xy(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 # --- 1. every param reaches its effect ------------------------------------------------------
 
+
 def _layers(model: object) -> list[tuple[str, dict]]:
     return [(type(layer).__name__, layer.get_config()) for layer in model.layers]
 
 
 def test_hidden_units_activation_and_dropout_shape_the_layers() -> None:
-    model = train.build_model(_params(hidden_units=[7, 5], activation="tanh", dropout=0.3), 784, 10)
+    params = make_train_params(mlp={"hidden_units": [7, 5], "activation": "tanh", "dropout": 0.3})
+    model = networks.build_model(params, 784, 10)
     layers = _layers(model)
     assert [name for name, _ in layers] == ["Rescaling", "Dense", "Dense", "Dropout", "Dense"]
     assert (layers[0][1]["scale"], layers[0][1]["offset"]) == (pytest.approx(1 / 255), 0.0)  # bytes to [0, 1]
@@ -58,80 +55,105 @@ def test_hidden_units_activation_and_dropout_shape_the_layers() -> None:
     assert model.input_shape == (None, 784)
 
 
-@pytest.mark.parametrize("name, keras_class", [
-    ("adam", "Adam"), ("adamw", "AdamW"), ("nadam", "Nadam"), ("rmsprop", "RMSprop"), ("sgd", "SGD"),
-])
-def test_optimizer_and_learning_rate_reach_keras(name: str, keras_class: str) -> None:
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "name, keras_class",
+    [
+        ("adam", "Adam"),
+        ("adamw", "AdamW"),
+        ("nadam", "Nadam"),
+        ("rmsprop", "RMSprop"),
+        ("sgd", "SGD"),
+    ],
+)
+def test_optimizer_and_learning_rate_reach_keras(model: str, name: str, keras_class: str) -> None:
     import keras
 
-    model = train.build_model(_params(optimizer=name, learning_rate=0.0123), 784, 10)
-    assert type(model.optimizer).__name__ == keras_class
-    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0123)
+    built = networks.build_model(make_train_params(model, optimizer=name, learning_rate=0.0123), 784, 10)
+    assert type(built.optimizer).__name__ == keras_class
+    assert float(keras.ops.convert_to_numpy(built.optimizer.learning_rate)) == pytest.approx(0.0123)
 
 
 def test_the_cnn_params_shape_its_layers() -> None:
-    cnn = {**DEFAULTS["cnn"], "filters": [4, 6, 8], "dense_units": 9, "dropout": 0.25, "augment": True}
-    layers = _layers(train.build_model(_params(model="cnn", cnn=cnn), 784, 10))
+    cnn = {"filters": [4, 6, 8], "dense_units": 9, "dropout": 0.25, "augment": True}
+    layers = _layers(networks.build_model(make_train_params("cnn", cnn=cnn), 784, 10))
     names = [name for name, _ in layers]
-    assert names[:3] == ["Rescaling", "Reshape", "RandomTranslation"] and layers[1][1]["target_shape"] == (28, 28, 1)
+    assert names[:3] == ["Rescaling", "Reshape", "RandomTranslation"] and layers[1][1]["target_shape"] == (
+        28,
+        28,
+        1,
+    )
     assert (layers[2][1]["height_factor"], layers[2][1]["width_factor"]) == (0.1, 0.1)
     assert [cfg["filters"] for name, cfg in layers if name == "Conv2D"] == [4, 6, 8]
     assert names.count("BatchNormalization") == 3 and names.count("MaxPooling2D") == 3
     assert [cfg["units"] for name, cfg in layers if name == "Dense"] == [9, 10]
     assert [cfg["rate"] for name, cfg in layers if name == "Dropout"] == [0.25, 0.25]
-    plain = [name for name, _ in _layers(train.build_model(_params(model="cnn", cnn={**cnn, "augment": False}), 784, 10))]
-    assert "RandomTranslation" not in plain
+    unaugmented = make_train_params("cnn", cnn={**cnn, "augment": False})
+    assert "RandomTranslation" not in [
+        name for name, _ in _layers(networks.build_model(unaugmented, 784, 10))
+    ]
 
 
-def test_the_cnn_trains_with_its_own_epochs_batch_size_and_learning_rate(processed: Path) -> None:
-    import keras
-
-    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "epochs": 2, "batch_size": 40,
-           "learning_rate": 0.0123}
-    model = train.build_model(_params(model="cnn", cnn=cnn, learning_rate=0.5), 784, 10)
-    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0123)
+def test_each_model_reads_its_own_block_and_not_the_other(processed: Path) -> None:
+    """The chosen model's params are the top-level ones; the other model's block need not exist."""
+    cnn_only = default_params("cnn")
+    assert "mlp" not in cnn_only and "cnn" not in default_params("mlp")
+    params = config.train_params(
+        {
+            **cnn_only,
+            "epochs": 2,
+            "batch_size": 40,
+            "cnn": {**cnn_only["cnn"], "filters": [4], "dense_units": 8},
+        }
+    )
+    assert params.model == "cnn" and params.network == config.CnnConfig(filters=(4,), dense_units=8)
     x, y = _xy(processed, "train")
-    model = train.train(_params(model="cnn", cnn=cnn, epochs=5, batch_size=7), (x, y), _xy(processed, "val"))
+    model = training.train(params, (x, y), _xy(processed, "val"))
     assert int(model.optimizer.iterations) == 2 * -(-len(x) // 40)
+    with pytest.raises(PipelineError, match="lacks `cnn.filters`"):
+        config.train_params({**default_params("mlp"), "model": "cnn"})
 
 
-def test_the_cnn_learning_rate_falls_along_a_half_cosine(processed: Path) -> None:
-    from stages.model import learning_rate_schedule
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_the_cosine_schedule_falls_along_a_half_cosine(processed: Path, model: str) -> None:
+    from mnist_classifier.networks import learning_rate_schedule
 
-    assert learning_rate_schedule(_params(model="mlp")) is None  # the seed's constant rate
-    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "learning_rate": 0.01, "epochs": 4}
-    schedule = learning_rate_schedule(_params(model="cnn", cnn=cnn, epochs=7, learning_rate=0.5))
+    assert learning_rate_schedule(make_train_params(model, lr_schedule="constant")) is None
+    small = {"cnn": {"filters": [4], "dense_units": 8}} if model == "cnn" else {}
+    params = make_train_params(model, lr_schedule="cosine", learning_rate=0.01, epochs=4, **small)
+    schedule = learning_rate_schedule(params)
     assert [round(schedule(e, 0.0), 6) for e in range(4)] == [0.01, 0.008536, 0.005, 0.001464]
-    model = train.train(_params(model="cnn", cnn={**cnn, "epochs": 2}),
-                        _xy(processed, "train"), _xy(processed, "val"))
-    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)  # what the last epoch used
+    params = make_train_params(model, lr_schedule="cosine", learning_rate=0.01, epochs=2, **small)
+    trained = training.train(params, _xy(processed, "train"), _xy(processed, "val"))
+    assert float(trained.optimizer.learning_rate) == pytest.approx(0.005)  # what the last epoch used
 
 
 def test_the_cnn_trains_deterministically(processed: Path) -> None:
     """Augmentation draws random numbers too: the seed must fix them all."""
-    cnn = {**DEFAULTS["cnn"], "filters": [4], "dense_units": 8, "augment": True, "epochs": 1}
-    weights = [train.train(_params(model="cnn", cnn=cnn), _xy(processed, "train"),
-                           _xy(processed, "val")).get_weights() for _ in range(2)]
+    params = make_train_params("cnn", epochs=1, cnn={"filters": [4], "dense_units": 8, "augment": True})
+    weights = [
+        training.train(params, _xy(processed, "train"), _xy(processed, "val")).get_weights() for _ in range(2)
+    ]
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
 
 
 def test_the_loss_is_categorical_cross_entropy() -> None:
-    model = train.build_model(_params(), 784, 10)
+    model = networks.build_model(make_train_params(), 784, 10)
     assert model.loss == "categorical_crossentropy"
 
 
 def test_batch_size_and_epochs_set_the_steps_and_the_history(processed: Path) -> None:
     x, y = _xy(processed, "train")
-    model = train.train(_params(batch_size=48, epochs=3), (x, y), _xy(processed, "val"))
+    model = training.train(make_train_params(batch_size=48, epochs=3), (x, y), _xy(processed, "val"))
     assert len(model.history.history["loss"]) == 3
     assert int(model.optimizer.iterations) == 3 * math.ceil(len(x) / 48)
 
 
 def test_seed_sets_the_initial_weights() -> None:
     def first_kernel(seed: int) -> np.ndarray:
-        train.make_deterministic(seed)
-        return train.build_model(_params(seed=seed), 784, 10).get_weights()[0]
+        training.make_deterministic(seed)
+        return networks.build_model(make_train_params(seed=seed), 784, 10).get_weights()[0]
 
     np.testing.assert_array_equal(first_kernel(1), first_kernel(1))
     assert not np.array_equal(first_kernel(1), first_kernel(2))
@@ -140,20 +162,23 @@ def test_seed_sets_the_initial_weights() -> None:
 def test_fit_validates_on_the_validation_set(processed: Path) -> None:
     """The last epoch's val_loss is the trained model's loss on val.npz, not on train.npz."""
     val, train_set = _xy(processed, "val"), _xy(processed, "train")
-    model = train.train(_params(epochs=2), train_set, val)
+    model = training.train(make_train_params(epochs=2), train_set, val)
     logged = model.history.history["val_loss"][-1]
     assert logged == pytest.approx(model.evaluate(*val, verbose=0)[0], rel=1e-4)
     assert logged != pytest.approx(model.evaluate(*train_set, verbose=0)[0], rel=1e-3)
 
 
-def test_train_stage_logs_validation_on_val_npz(processed: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_stage_logs_validation_on_val_npz(
+    processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Through main(), as DVC runs it: the eval curve is measured on val.npz."""
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**DEFAULTS, "epochs": 2, "batch_size": 64}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**default_params(), "epochs": 2, "batch_size": 64}))
     (tmp_path / "log").mkdir()
     (tmp_path / "log" / "stale.tsv").write_text("from an earlier run")  # replaced whole
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["train", "--data", str(processed), "--model", "m.keras", "--log", "log"])
+    monkeypatch.setattr(
+        sys, "argv", ["train", "--data", str(processed), "--model", "m.keras", "--log", "log"]
+    )
     train.main()
     assert not (tmp_path / "log" / "stale.tsv").exists()
     logged = json.loads((tmp_path / "log" / "metrics.json").read_text())["eval"]["loss"]
@@ -165,8 +190,9 @@ def test_train_stage_logs_validation_on_val_npz(processed: Path, tmp_path: Path,
 
 # --- 2. data that cannot leak ---------------------------------------------------------------
 
+
 def _raw_split(raw: Path, images: str, labels: str) -> tuple[np.ndarray, np.ndarray]:
-    """The IDX files decoded here, independently of preprocess.parse_idx."""
+    """The IDX files decoded here, independently of dataset.parse_idx."""
     x = np.frombuffer(gzip.decompress((raw / FILE_NAMES[images]).read_bytes())[16:], np.uint8)
     y = np.frombuffer(gzip.decompress((raw / FILE_NAMES[labels]).read_bytes())[8:], np.uint8)
     return x.reshape(-1, 784), y
@@ -177,7 +203,8 @@ def _rows(x: np.ndarray) -> list[bytes]:
 
 
 def test_splits_are_disjoint_by_content_and_exactly_the_dataset_files(
-        tiny_raw: tuple[Path, catalogue.Dataset], processed: Path) -> None:
+    tiny_raw: tuple[Path, catalogue.Dataset], processed: Path
+) -> None:
     raw, _ = tiny_raw
     train_img, train_lab = _raw_split(raw, "train_images", "train_labels")
     test_img, test_lab = _raw_split(raw, "test_images", "test_labels")
@@ -207,37 +234,43 @@ def test_splits_are_disjoint_by_content_and_exactly_the_dataset_files(
     assert len(va["x"]) == round(0.2 * len(train_img))
 
 
-def test_the_seed_param_picks_the_validation_split(tiny_raw: tuple[Path, catalogue.Dataset],
-                                                   processed: Path, tmp_path: Path) -> None:
-    raw, dataset = tiny_raw
+def test_the_seed_param_picks_the_validation_split(
+    tiny_raw: tuple[Path, catalogue.Dataset], processed: Path, tmp_path: Path
+) -> None:
+    raw, tiny = tiny_raw
 
     def val_images(seed: int) -> np.ndarray:
-        preprocess.preprocess(dataset, raw, tmp_path / str(seed), val_fraction=0.2, seed=seed)
+        dataset.preprocess(tiny, raw, tmp_path / str(seed), val_fraction=0.2, seed=seed)
         return _load(tmp_path / str(seed), "val")["x"]
 
     np.testing.assert_array_equal(val_images(0), _load(processed, "val")["x"])  # the fixture used 0
     assert not np.array_equal(val_images(1), _load(processed, "val")["x"])
 
 
-def test_the_preprocess_stage_splits_with_the_seed_param(tiny_raw: tuple[Path, catalogue.Dataset],
-                                                         processed: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_preprocess_stage_splits_with_the_seed_param(
+    tiny_raw: tuple[Path, catalogue.Dataset], processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Through main(), as DVC runs it: params.yaml's seed and val_fraction make the split."""
     raw, dataset = tiny_raw
     (tmp_path / "datasets.yaml").write_text(yaml.safe_dump({"tiny": catalogue_entry_of(dataset)}))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**DEFAULTS, "dataset": "tiny", "seed": 0,
-                                                          "val_fraction": 0.2}))
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({**default_params(), "dataset": "tiny", "seed": 0, "val_fraction": 0.2})
+    )
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["preprocess", "--catalogue", "datasets.yaml", "--raw", str(raw),
-                                      "--out", "out"])
+    monkeypatch.setattr(
+        sys, "argv", ["preprocess", "--catalogue", "datasets.yaml", "--raw", str(raw), "--out", "out"]
+    )
     preprocess.main()
     for split in ("train", "val", "test"):
         np.testing.assert_array_equal(_load(tmp_path / "out", split)["x"], _load(processed, split)["x"])
 
 
 def catalogue_entry_of(dataset: catalogue.Dataset) -> dict:
-    return {"classes": list(dataset.classes), "mirrors": [],
-            "files": {role: {"name": f.name, "sha256": f.sha256} for role, f in dataset.files.items()}}
+    return {
+        "classes": list(dataset.classes),
+        "mirrors": [],
+        "files": {role: {"name": f.name, "sha256": f.sha256} for role, f in dataset.files.items()},
+    }
 
 
 def test_the_evaluate_stage_reads_the_test_split() -> None:
@@ -255,24 +288,32 @@ def test_the_evaluate_stage_reads_the_test_split() -> None:
 # differ, class "three" is never predicted (precision 0/0) and class "four" never occurs.
 # Predictions (argmax): 0, 1, 1, 2, 2, 2, 2, 2.
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 3])
-PROBS = np.array([
-    [0.70, 0.20, 0.05, 0.03, 0.02],  # right
-    [0.20, 0.50, 0.20, 0.05, 0.05],  # wrong: zero read as one, confidence 0.5
-    [0.10, 0.80, 0.05, 0.03, 0.02],  # right
-    [0.30, 0.20, 0.40, 0.05, 0.05],  # wrong: one read as two, confidence 0.4
-    [0.05, 0.05, 0.80, 0.05, 0.05],  # right
-    [0.15, 0.10, 0.65, 0.05, 0.05],  # right
-    [0.02, 0.03, 0.90, 0.03, 0.02],  # right
-    [0.10, 0.10, 0.45, 0.30, 0.05],  # wrong: three read as two, confidence 0.45
-], dtype=np.float32)
+PROBS = np.array(
+    [
+        [0.70, 0.20, 0.05, 0.03, 0.02],  # right
+        [0.20, 0.50, 0.20, 0.05, 0.05],  # wrong: zero read as one, confidence 0.5
+        [0.10, 0.80, 0.05, 0.03, 0.02],  # right
+        [0.30, 0.20, 0.40, 0.05, 0.05],  # wrong: one read as two, confidence 0.4
+        [0.05, 0.05, 0.80, 0.05, 0.05],  # right
+        [0.15, 0.10, 0.65, 0.05, 0.05],  # right
+        [0.02, 0.03, 0.90, 0.03, 0.02],  # right
+        [0.10, 0.10, 0.45, 0.30, 0.05],  # wrong: three read as two, confidence 0.45
+    ],
+    dtype=np.float32,
+)
 CLASSES = ["zero", "one", "two", "three", "four"]
 # Worked by hand. Precision = right / predicted, recall = right / actual, 0 where either is 0/0:
 # zero 1/1, 1/2; one 1/2, 1/2; two 3/5, 3/3; three 0/0, 0/1; four 0/0, 0/0.
 # Macro averages are over all five classes. Accuracy 5/8.
 # Loss: -(ln .7 + ln .2 + ln .8 + ln .2 + ln .8 + ln .65 + ln .9 + ln .3) / 8 = 0.7202443.
 EXPECTED = {
-    "test": {"loss": 0.720244, "accuracy": 0.625, "precision_macro": 0.42,
-             "recall_macro": 0.4, "f1_macro": 0.383333},
+    "test": {
+        "loss": 0.720244,
+        "accuracy": 0.625,
+        "precision_macro": 0.42,
+        "recall_macro": 0.4,
+        "f1_macro": 0.383333,
+    },
     "per_class": {
         "zero": {"precision": 1.0, "recall": 0.5, "f1": 0.666667, "support": 2},
         "one": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2},
@@ -293,13 +334,31 @@ def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 
     model = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Activation("softmax")])
     model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "test.npz", x=np.log(PROBS), y=np.eye(5, dtype=np.float32)[Y_TRUE],
-             classes=np.array(CLASSES))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULTS))
+    np.savez(
+        tmp_path / "test.npz",
+        x=np.log(PROBS),
+        y=np.eye(5, dtype=np.float32)[Y_TRUE],
+        classes=np.array(CLASSES),
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["evaluate", "--model", "model.keras", "--test", "test.npz",
-                                      "--metrics", "metrics.json", "--predictions", "predictions.csv",
-                                      "--probs", "probs.npz"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "evaluate",
+            "--model",
+            "model.keras",
+            "--test",
+            "test.npz",
+            "--metrics",
+            "metrics.json",
+            "--predictions",
+            "predictions.csv",
+            "--probs",
+            "probs.npz",
+        ],
+    )
     evaluate.main()
     (tmp_path / "stdout").write_text(capsys.readouterr().out)
     return tmp_path
@@ -312,43 +371,64 @@ def test_metrics_file_holds_the_hand_computed_figures(evaluated: Path) -> None:
 
 def test_confusion_csv_and_probabilities_agree_with_the_model(evaluated: Path) -> None:
     rows = list(csv.reader((evaluated / "predictions.csv").open()))
-    assert rows == [["actual", "predicted"], ["zero", "zero"], ["zero", "one"], ["one", "one"],
-                    ["one", "two"], ["two", "two"], ["two", "two"], ["two", "two"], ["three", "two"]]
+    assert rows == [
+        ["actual", "predicted"],
+        ["zero", "zero"],
+        ["zero", "one"],
+        ["one", "one"],
+        ["one", "two"],
+        ["two", "two"],
+        ["two", "two"],
+        ["two", "two"],
+        ["three", "two"],
+    ]
     with np.load(evaluated / "probs.npz", allow_pickle=False) as d:
         np.testing.assert_allclose(d["probs"], PROBS, atol=1e-6)
         assert d["probs"].dtype == np.float32
 
 
 def test_confusion_matrix_counts_the_hand_example() -> None:
-    np.testing.assert_array_equal(plot.confusion(Y_TRUE, PROBS.argmax(1), 5),
-                                  [[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 3, 0, 0],
-                                   [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        plots.confusion(Y_TRUE, PROBS.argmax(1), 5),
+        [[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 3, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]],
+    )
 
 
 def test_prediction_titles_name_the_argmax_and_the_truth() -> None:
-    titles, colors = plot.prediction_panel(CLASSES, Y_TRUE, PROBS, np.array([3, 0, 1]))
-    assert titles == ["Predicted: two\nTrue: one", "Predicted: zero\nTrue: zero",
-                      "Predicted: one\nTrue: zero"]
+    titles, colors = plots.prediction_panel(CLASSES, Y_TRUE, PROBS, np.array([3, 0, 1]))
+    assert titles == [
+        "Predicted: two\nTrue: one",
+        "Predicted: zero\nTrue: zero",
+        "Predicted: one\nTrue: zero",
+    ]
     assert colors == ["red", "black", "red"]
 
 
 def test_misclassified_gallery_holds_only_errors_most_confident_first() -> None:
-    worst, titles = plot.error_panel(CLASSES, Y_TRUE, PROBS, 16)
+    worst, titles = plots.error_panel(CLASSES, Y_TRUE, PROBS, 16)
     assert list(worst) == [1, 7, 3]
-    assert titles == ["Predicted: one (50.0%)\nTrue: zero", "Predicted: two (45.0%)\nTrue: three",
-                      "Predicted: two (40.0%)\nTrue: one"]
-    assert list(plot.error_panel(CLASSES, Y_TRUE, PROBS, 1)[0]) == [1]
+    assert titles == [
+        "Predicted: one (50.0%)\nTrue: zero",
+        "Predicted: two (45.0%)\nTrue: three",
+        "Predicted: two (40.0%)\nTrue: one",
+    ]
+    assert list(plots.error_panel(CLASSES, Y_TRUE, PROBS, 1)[0]) == [1]
 
 
-def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_figures_show_the_images_and_titles_they_claim(
+    processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """make_figures hands the drawing functions the right images, titles, counts and curves."""
     drawn: dict[str, object] = {}
-    monkeypatch.setattr(plot, "image_grid", lambda path, images, titles, colors=None:
-                        drawn.__setitem__(path.name, (images, titles, colors)))
-    monkeypatch.setattr(plot, "curves_figure", lambda path, curves: drawn.__setitem__(path.name, curves))
-    monkeypatch.setattr(plot, "confusion_figure", lambda path, matrix, names:
-                        drawn.__setitem__(path.name, (matrix, names)))
+    monkeypatch.setattr(
+        plots,
+        "image_grid",
+        lambda path, images, titles, colors=None: drawn.__setitem__(path.name, (images, titles, colors)),
+    )
+    monkeypatch.setattr(plots, "curves_figure", lambda path, curves: drawn.__setitem__(path.name, curves))
+    monkeypatch.setattr(
+        plots, "confusion_figure", lambda path, matrix, names: drawn.__setitem__(path.name, (matrix, names))
+    )
     train_set, test = _load(processed, "train"), _load(processed, "test")
     y_test, classes = test["y"].argmax(1), [str(c) for c in test["classes"]]
     probs = np.random.default_rng(3).dirichlet(np.ones(10), size=len(y_test)).astype(np.float32)
@@ -358,12 +438,13 @@ def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path
         for metric in ("loss", "accuracy"):
             (log / split / f"{metric}.tsv").write_text(f"step\t{metric}\n0\t{values}\n")
     n_train = len(train_set["x"])  # ask for every training image: a pick with replacement repeats some
-    settings = {**DEFAULTS, "plot": {"samples": n_train, "predictions": 6, "misclassified": 5}}
+    settings = {**default_params(), "plot": {"samples": n_train, "predictions": 6, "misclassified": 5}}
 
     def draw(seed: int) -> dict[str, object]:
         drawn.clear()
-        plot.make_figures(params.plot_params({**settings, "seed": seed}), train_set, test, probs,
-                          tmp_path / "log", tmp_path)
+        plots.make_figures(
+            config.plot_params({**settings, "seed": seed}), train_set, test, probs, tmp_path / "log", tmp_path
+        )
         return dict(drawn)
 
     figures = draw(seed=1)
@@ -376,22 +457,24 @@ def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path
     index_of = {r.tobytes(): i for i, r in enumerate(test["x"])}
     picked = np.array([index_of[r.tobytes()] for r in images])
     assert len(set(picked)) == 6
-    assert (titles, colors) == plot.prediction_panel(classes, y_test, probs, picked)
+    assert (titles, colors) == plots.prediction_panel(classes, y_test, probs, picked)
 
     images, titles, _ = figures["misclassified.png"]
-    worst, expected = plot.error_panel(classes, y_test, probs, 5)
+    worst, expected = plots.error_panel(classes, y_test, probs, 5)
     np.testing.assert_array_equal(images, test["x"][worst])
     assert titles == expected and len(titles) == 5
 
     matrix, names = figures["confusion_matrix.png"]
-    np.testing.assert_array_equal(matrix, plot.confusion(y_test, probs.argmax(1), 10))
+    np.testing.assert_array_equal(matrix, plots.confusion(y_test, probs.argmax(1), 10))
     assert names == classes and matrix.sum() == len(y_test)
 
     curve = {"train": ([0, 1, 2], [0.9, 0.5, 0.3]), "validation": ([0, 1, 2], [1.1, 0.7, 0.6])}
     assert figures["training.png"] == {"loss": curve, "accuracy": curve}
 
     with pytest.raises(PipelineError, match="the probabilities and the test set differ in length"):
-        plot.make_figures(params.plot_params(settings), train_set, test, probs[:-1], tmp_path / "log", tmp_path)
+        plots.make_figures(
+            config.plot_params(settings), train_set, test, probs[:-1], tmp_path / "log", tmp_path
+        )
 
     # The random picks follow the `seed` param, and only it.
     again, other = draw(seed=1), draw(seed=2)
@@ -401,9 +484,12 @@ def test_figures_show_the_images_and_titles_they_claim(processed: Path, tmp_path
 
 # --- 4. model behaviour ---------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def trained(processed: Path) -> object:
-    return train.train(_params(epochs=8, batch_size=32), _xy(processed, "train"), _xy(processed, "val"))
+    return training.train(
+        make_train_params(epochs=8, batch_size=32), _xy(processed, "train"), _xy(processed, "val")
+    )
 
 
 def test_predictions_do_not_depend_on_batch_order_or_size(trained: object) -> None:

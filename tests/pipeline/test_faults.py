@@ -22,18 +22,24 @@ import pytest
 import yaml
 
 from tests.helpers import (
+    METRICS,
+    MODEL,
+    OUTPUTS,
+    PROCESSED,
+    RAW,
     ROOT,
     add_to_catalogue,
     catalogue_entry,
     copy_project,
+    default_params,
+    dvc,
     http_mirror,
+    leftovers,
     run,
     set_params,
+    stage_command,
     tool_env,
     write_dataset,
-)
-from tests.test_failures import (
-    METRICS, MODEL, OUTPUTS, PROCESSED, RAW, leftovers, stage_command,
 )
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
@@ -41,27 +47,33 @@ pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 # Big enough that preprocess spends ~0.2 s writing its outputs (a window to kill it in),
 # small enough that an epoch of the tiny network takes a fraction of a second.
 N_TRAIN, N_TEST = 20_000, 2_000
-PARAMS = {"dataset": "tiny", "epochs": 8, "batch_size": 512, "hidden_units": [16],
-          "plot": {"samples": 4, "predictions": 4, "misclassified": 4}}
-
-
-def dvc(project: Path, *args: str, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
-    return run(project, sys.executable, "-m", "dvc", *args, env=env, check=check, timeout=300)
+PARAMS = {
+    "dataset": "tiny",
+    "epochs": 8,
+    "batch_size": 512,
+    "mlp": {"hidden_units": [16]},
+    "plot": {"samples": 4, "predictions": 4, "misclassified": 4},
+}
 
 
 def lock_outs(project: Path) -> dict[str, str]:
     """Output path -> md5 from dvc.lock: what DVC believes each stage produced."""
     lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").exists() else {}
-    return {out["path"]: out["md5"] for stage in (lock or {}).get("stages", {}).values()
-            for out in stage.get("outs", [])}
+    return {
+        out["path"]: out["md5"]
+        for stage in (lock or {}).get("stages", {}).values()
+        for out in stage.get("outs", [])
+    }
 
 
 def temp_leftovers(project: Path) -> list[str]:
     """Temp siblings and partial downloads anywhere in the workspace (DVC's own dirs aside)."""
-    return sorted(str(p.relative_to(project)) for p in project.rglob(".*")
-                  if (".tmp" in p.name or p.name.endswith(".part"))
-                  and not p.relative_to(project).parts[0] in (".dvc", ".git"))
+    return sorted(
+        str(p.relative_to(project))
+        for p in project.rglob(".*")
+        if (".tmp" in p.name or p.name.endswith(".part"))
+        and p.relative_to(project).parts[0] not in (".dvc", ".git")
+    )
 
 
 def make_project(dest: Path, shas: dict[str, str]) -> Path:
@@ -74,6 +86,7 @@ def make_project(dest: Path, shas: dict[str, str]) -> Path:
 @dataclass
 class Kill:
     """What was on disk right after a stage was killed."""
+
     stage: str
     dvc_exit: int
     log: str
@@ -82,14 +95,27 @@ class Kill:
     locked_stages: list[str] = field(default_factory=list)
 
 
-def repro_and_kill(project: Path, env: dict[str, str], stage: str, ready: Callable[[], list[str]],
-                   whole_group: bool, log: Path, timeout: float = 180) -> Kill:
+def repro_and_kill(
+    project: Path,
+    env: dict[str, str],
+    stage: str,
+    ready: Callable[[], list[str]],
+    whole_group: bool,
+    log: Path,
+    timeout: float = 180,
+) -> Kill:
     """Start `dvc repro`; once `stage` runs and ready() finds it at work, SIGKILL it (or DVC
     and all). ready() looks only at what any implementation would show, not at temp names."""
     module = stage_command(stage)[2]
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     try:
         child, midway = None, []
@@ -109,9 +135,14 @@ def repro_and_kill(project: Path, env: dict[str, str], stage: str, ready: Callab
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").exists() else {}
-    return Kill(stage=stage, dvc_exit=proc.returncode, log=log.read_text(), midway=midway,
-                leftovers={str(o): leftovers(project, o) for o in OUTPUTS[stage]},
-                locked_stages=sorted((lock or {}).get("stages", {})))
+    return Kill(
+        stage=stage,
+        dvc_exit=proc.returncode,
+        log=log.read_text(),
+        midway=midway,
+        leftovers={str(o): leftovers(project, o) for o in OUTPUTS[stage]},
+        locked_stages=sorted((lock or {}).get("stages", {})),
+    )
 
 
 def _find_stage(dvc_pid: int, module: str) -> psutil.Process | None:
@@ -162,25 +193,52 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     reference = make_project(base / "reference", shas)
     faulty = make_project(base / "faulty", shas)
     with open(base / "reference.log", "w") as out:  # two cores: the reference runs meanwhile
-        ref = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=reference, env=env,
-                               stdout=out, stderr=subprocess.STDOUT)
+        ref = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=reference,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         kills, data, logs = {}, faulty / RAW.parent, {s: base / f"kill-{s}.log" for s in OUTPUTS}
         with http_mirror(base / "mirror", "slow") as slow:  # some bytes in, most still to come
-            kills["fetch"] = repro_and_kill(faulty, tool_env(DATA_MIRROR=slow), "fetch",
-                                            lambda: written(data), whole_group=True, log=logs["fetch"])
+            kills["fetch"] = repro_and_kill(
+                faulty,
+                tool_env(DATA_MIRROR=slow),
+                "fetch",
+                lambda: written(data),
+                whole_group=True,
+                log=logs["fetch"],
+            )
         kills["preprocess"] = repro_and_kill(  # an .npz being written
-            faulty, env, "preprocess", lambda: written(data, ".npz", skip=faulty / RAW),
-            whole_group=False, log=logs["preprocess"])
+            faulty,
+            env,
+            "preprocess",
+            lambda: written(data, ".npz", skip=faulty / RAW),
+            whole_group=False,
+            log=logs["preprocess"],
+        )
         kills["train"] = repro_and_kill(  # the first epoch done, seven to go
-            faulty, env, "train", lambda: logged(logs["train"], "Epoch 2/"),
-            whole_group=False, log=logs["train"])
+            faulty,
+            env,
+            "train",
+            lambda: logged(logs["train"], "Epoch 2/"),
+            whole_group=False,
+            log=logs["train"],
+        )
         recovery = dvc(faulty, "repro", env=env, check=False)
     finally:
         ref.wait(timeout=600)
     assert ref.returncode == 0, (base / "reference.log").read_text()
-    return Runs(reference, json.loads((reference / METRICS).read_text()), lock_outs(reference),
-                faulty, kills, recovery)
+    return Runs(
+        reference,
+        json.loads((reference / METRICS).read_text()),
+        lock_outs(reference),
+        faulty,
+        kills,
+        recovery,
+    )
 
 
 @pytest.mark.parametrize("stage", ["fetch", "preprocess", "train"])
@@ -237,20 +295,31 @@ def locked_md5(project: Path, path: Path) -> str:
 
 
 def test_ctrl_c_during_training_exits_130_with_no_model(tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
     (tmp_path / "datasets.yaml").write_text((ROOT / "datasets.yaml").read_text())
-    add_to_catalogue(tmp_path / "datasets.yaml", "tiny",
-                     catalogue_entry(write_dataset(tmp_path / RAW, n_train=600, n_test=100)))
-    set_params(tmp_path / "params.yaml", dataset="tiny", epochs=500, batch_size=64, hidden_units=[16])
+    add_to_catalogue(
+        tmp_path / "datasets.yaml",
+        "tiny",
+        catalogue_entry(write_dataset(tmp_path / RAW, n_train=600, n_test=100)),
+    )
+    set_params(
+        tmp_path / "params.yaml", dataset="tiny", epochs=500, batch_size=64, mlp={"hidden_units": [16]}
+    )
     env = tool_env(PYTHONPATH=str(ROOT))
     run(tmp_path, *stage_command("preprocess"), env=env)
     stdout = tmp_path / "stdout.log"
     with open(stdout, "w") as out_file:
         # Default SIGINT handling in the child even when this suite runs in the background,
         # where the shell has set SIGINT to "ignore" and the child would inherit that.
-        proc = subprocess.Popen(stage_command("train"), cwd=tmp_path, env=env, text=True,
-                                stdout=out_file, stderr=subprocess.PIPE,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = subprocess.Popen(
+            stage_command("train"),
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=out_file,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     try:
         deadline = time.monotonic() + 120
         while not logged(stdout, "Epoch 2/"):  # one epoch done: well into training
@@ -275,7 +344,8 @@ def test_a_ctrl_c_dropped_by_a_finaliser_still_stops_the_stage(tmp_path: Path) -
     still stop at its next check (train checks after every epoch) and exit 130."""
     code = (
         "import gc, signal\n"
-        "from stages.common import raise_if_interrupted, run_stage\n"
+        "from mnist_classifier.cli import run_command as run_stage\n"
+        "from mnist_classifier.errors import raise_if_interrupted\n"
         "class Finalised:\n"
         "    def __del__(self):\n"
         "        signal.raise_signal(signal.SIGINT)\n"
@@ -287,9 +357,15 @@ def test_a_ctrl_c_dropped_by_a_finaliser_still_stops_the_stage(tmp_path: Path) -
         "    print('not stopped')\n"
         "run_stage('demo', main)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=tool_env(PYTHONPATH=str(ROOT)),
-                          capture_output=True, text=True, timeout=60,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=tool_env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout.splitlines() == ["still running"], proc.stdout + proc.stderr
     assert "Exception ignored" in proc.stderr  # the first KeyboardInterrupt really was dropped
     assert proc.returncode == 130

@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.common import PipelineError, load_yaml
+from mnist_classifier.errors import PipelineError
+from mnist_classifier.files import load_yaml
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_project, git, ran, run, tiny_project, tool_env
+from tests.helpers import copy_project, dvc, git, output, photo_of, ran, run, save, tiny_project, tool_env
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 
@@ -32,9 +32,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     return proj, tool_env(DATA_MIRROR=str(mirror))
 
 
-def dvc(project: tuple[Path, dict[str, str]], *args: str) -> str:
-    proc = run(project[0], "dvc", *args, env=project[1])
-    return proc.stdout + proc.stderr
+def dvc_out(project: tuple[Path, dict[str, str]], *args: str) -> str:
+    """What `dvc <args>` printed in the project, stdout and stderr together."""
+    return output(dvc(project[0], *args, env=project[1]))
 
 
 def evaluate_agrees_with_tensorflow(proj: Path, metrics: dict) -> None:
@@ -56,14 +56,17 @@ def evaluate_agrees_with_tensorflow(proj: Path, metrics: dict) -> None:
 def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     proj = project[0]
     # 1. First repro runs everything.
-    assert ran(dvc(project, "repro")) == set(STAGES)
+    assert ran(dvc_out(project, "repro")) == set(STAGES)
     metrics = json.loads((proj / "reports" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.5  # the synthetic classes are learnable
-    assert {p.name for p in (proj / "reports" / "figures").iterdir()} >= {"confusion_matrix.png", "predictions.png"}
+    assert {p.name for p in (proj / "reports" / "figures").iterdir()} >= {
+        "confusion_matrix.png",
+        "predictions.png",
+    }
     evaluate_agrees_with_tensorflow(proj, metrics)
 
     # 2. A second repro in a row runs nothing.
-    again = dvc(project, "repro")
+    again = dvc_out(project, "repro")
     assert ran(again) == set() and "up to date" in again
     git(proj, "add", "-A")
     git(proj, "commit", "-qm", "baseline")  # dvc.lock and the git-tracked metrics
@@ -71,39 +74,39 @@ def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     assert "models/model.keras" not in git(proj, "ls-files")  # DVC caches it, git does not
 
     # 3. A new epoch count skips fetch and preprocess, reruns the rest.
-    out = dvc(project, "exp", "run", "-S", "epochs=3")
+    out = dvc_out(project, "exp", "run", "-S", "epochs=3")
     assert ran(out) == {"train", "evaluate", "plot"}
     assert "Stage 'fetch' didn't change" in out and "Stage 'preprocess' didn't change" in out
-    diff = json.loads(dvc(project, "metrics", "diff", "--json"))
+    diff = json.loads(dvc_out(project, "metrics", "diff", "--json"))
     assert diff["reports/metrics.json"]["test.loss"]["diff"] != 0
 
     # 4. A change that only affects the plots reruns plot alone.
-    assert ran(dvc(project, "exp", "run", "-S", "plot.samples=9")) == {"plot"}
+    assert ran(dvc_out(project, "exp", "run", "-S", "plot.samples=9")) == {"plot"}
 
     # 5. Back to the committed params: train comes from the run cache, not retrained.
-    out = dvc(project, "exp", "run", "-S", "epochs=2", "-S", "plot.samples=4")
+    out = dvc_out(project, "exp", "run", "-S", "epochs=2", "-S", "plot.samples=4")
     assert "train" in restored(out) and "train" not in ran(out)
-    diff = json.loads(dvc(project, "metrics", "diff", "--json"))
+    diff = json.loads(dvc_out(project, "metrics", "diff", "--json"))
     assert all(v["diff"] == 0 for v in diff.get("reports/metrics.json", {}).values())
 
     # 6. The JAX backend is a param like any other: train, evaluate and plot rerun on it.
-    assert ran(dvc(project, "exp", "run", "-S", "backend=jax")) == {"train", "evaluate", "plot"}
+    assert ran(dvc_out(project, "exp", "run", "-S", "backend=jax")) == {"train", "evaluate", "plot"}
     assert json.loads((proj / "reports" / "metrics.json").read_text())["test"]["accuracy"] > 0.5
 
-    # 7. The CNN is one param away; the processed data stays, the model is convolutional.
-    out = dvc(project, "exp", "run", "-S", "model=cnn", "-S", "cnn.epochs=2")
+    # 7. The CNN is one param away (tests/pipeline/test_models.py has the details).
+    out = dvc_out(project, "exp", "run", "-S", "model=cnn")
     assert ran(out) == {"train", "evaluate", "plot"}, out
     import keras
 
     layers = keras.models.load_model(proj / "models" / "model.keras").layers
-    assert sum(type(layer).__name__ == "Conv2D" for layer in layers) == 2
+    assert sum(type(layer).__name__ == "Conv2D" for layer in layers) == 1  # the tiny CNN's one block
     assert set(json.loads((proj / "reports" / "metrics.json").read_text())["test"]) >= {"accuracy", "loss"}
 
     # 8. The experiments table and the plots page work; both models are in the table.
-    table = json.loads(dvc(project, "exp", "show", "--json"))
+    table = json.loads(dvc_out(project, "exp", "show", "--json"))
     assert table and "epochs" in json.dumps(table)
     assert '"model": "mlp"' in json.dumps(table) and '"model": "cnn"' in json.dumps(table)
-    dvc(project, "plots", "show", "-o", "plots_out")
+    dvc_out(project, "plots", "show", "-o", "plots_out")
     assert (proj / "plots_out" / "index.html").exists()
 
 
@@ -113,21 +116,21 @@ def test_real_mnist_reaches_the_seed_accuracy(tmp_path: Path) -> None:
     mirror = Path(os.environ["DATA_MIRROR"]).resolve()
     assert (mirror / "mnist").is_dir(), f"DATA_MIRROR={mirror} has no mnist/ folder"
     proj = copy_project(tmp_path / "project")
-    out = run(proj, "dvc", "repro", env=tool_env(DATA_MIRROR=str(mirror)))
+    out = dvc(proj, "repro", env=tool_env(DATA_MIRROR=str(mirror)))
     assert ran(out.stdout) == set(STAGES)
     metrics = json.loads((proj / "reports" / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.975
 
-    # predict.py reads photos made from the test set: large, dark on light, off-centre, noisy.
+    # predict reads photos made from the test set: large, dark on light, off-centre, noisy.
     import numpy as np
-
-    from tests.test_predict import photo_of, save
 
     with np.load(proj / "data" / "processed" / "test.npz") as test:
         x, labels = test["x"][:200], test["y"][:200].argmax(1)
     rng = np.random.default_rng(0)
-    files = [save(photo_of(image.reshape(28, 28), rng), tmp_path / f"{i}.{'jpg' if i % 2 else 'png'}")
-             for i, image in enumerate(x)]
-    out = run(proj, sys.executable, "predict.py", "--json", *map(str, files))
+    files = [
+        save(photo_of(image.reshape(28, 28), rng), tmp_path / f"{i}.{'jpg' if i % 2 else 'png'}")
+        for i, image in enumerate(x)
+    ]
+    out = run(proj, sys.executable, "-m", "mnist_classifier.predict", "--json", *map(str, files))
     right = sum(r["predicted"] == str(label) for r, label in zip(json.loads(out.stdout), labels))
     assert right >= 190, f"{right}/200 photos read right"

@@ -2,7 +2,7 @@
 
 Whatever backend trained the model, Keras' NumPy backend runs it: a forward pass needs no
 TensorFlow, whose import alone costs more than the evaluate stage does without it. Its
-probabilities agree with TensorFlow's to about 1e-6 (tests/test_pipeline.py checks).
+probabilities agree with TensorFlow's to about 1e-6 (the pipeline tests check).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stages.common import PipelineError, use_keras_backend
+from mnist_classifier.backend import use_keras_backend
+from mnist_classifier.errors import PipelineError
 
 INFERENCE_BACKEND = "numpy"
 

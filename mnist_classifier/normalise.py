@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import PipelineError
+from mnist_classifier.errors import PipelineError
 
 SIDE, BOX = 28, 20  # the field, and the box the digit's longer side is scaled to
 INK = 0.3  # after stretching to [0, 1], brighter than this is ink, the rest background
@@ -34,8 +34,9 @@ def read_image(path: Path) -> np.ndarray:
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)  # phone photos store their rotation aside
                 if im.width < MIN_SIDE or im.height < MIN_SIDE:
-                    raise PipelineError(f"{path}: the picture is {im.width}x{im.height} pixels, "
-                                        "too small to hold a digit.")
+                    raise PipelineError(
+                        f"{path}: the picture is {im.width}x{im.height} pixels, too small to hold a digit."
+                    )
                 if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
                     paper = Image.new("RGBA", im.size, "white")
                     im = Image.alpha_composite(paper, im.convert("RGBA"))
@@ -43,11 +44,14 @@ def read_image(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such file.") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise PipelineError(f"{path}: refused: the picture claims more pixels than Pillow's "
-                            "decompression-bomb limit; scale it down first.") from None
+        raise PipelineError(
+            f"{path}: refused: the picture claims more pixels than Pillow's "
+            "decompression-bomb limit; scale it down first."
+        ) from None
     except UnidentifiedImageError:
-        raise PipelineError(f"{path}: not a picture Pillow can read (PNG, JPEG, GIF, BMP, "
-                            "TIFF, WebP, ...).") from None
+        raise PipelineError(
+            f"{path}: not a picture Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)."
+        ) from None
     except OSError as exc:  # truncated or corrupt data, a directory, no permission
         raise PipelineError(f"{path}: cannot be read as a picture ({exc}).") from None
     return grey
@@ -74,7 +78,7 @@ def to_mnist(grey: np.ndarray, source: str = "picture") -> np.ndarray:
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if not len(rows):
         raise PipelineError(f"{source}: no ink found: the picture looks blank.")
-    ink = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = ink.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -85,5 +89,5 @@ def to_mnist(grey: np.ndarray, source: str = "picture") -> np.ndarray:
     top = int(np.clip(round((SIDE - 1) / 2 - cy), 0, SIDE - digit.shape[0]))
     left = int(np.clip(round((SIDE - 1) / 2 - cx), 0, SIDE - digit.shape[1]))
     field = np.zeros((SIDE, SIDE), dtype=np.float32)
-    field[top: top + digit.shape[0], left: left + digit.shape[1]] = digit
+    field[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return np.round(field * 255).astype(np.uint8)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import catalogue, fetch
-from stages.common import PipelineError
+from mnist_classifier import catalogue, download
+from mnist_classifier.errors import PipelineError
 from tests.helpers import FILE_NAMES, ROOT, catalogue_entry, http_mirror, write_dataset
 
 
@@ -37,25 +37,29 @@ def _assert_verified(out: Path, shas: dict[str, str]) -> None:
 def test_good_mirror(tmp_path: Path, source: tuple[Path, dict[str, str]]) -> None:
     files, shas = source
     with http_mirror(files) as url:
-        fetch.fetch(_dataset(tmp_path, shas, [url]), tmp_path / "raw", None, timeout=5)
+        download.fetch(_dataset(tmp_path, shas, [url]), tmp_path / "raw", None, timeout=5)
     _assert_verified(tmp_path / "raw", shas)
 
 
 @pytest.mark.parametrize("mode", ["404", "corrupt"])
-def test_bad_mirror_is_skipped_for_the_next(tmp_path: Path, source: tuple[Path, dict[str, str]],
-                                            mode: str, capsys: pytest.CaptureFixture) -> None:
+def test_bad_mirror_is_skipped_for_the_next(
+    tmp_path: Path, source: tuple[Path, dict[str, str]], mode: str, capsys: pytest.CaptureFixture
+) -> None:
     files, shas = source
     with http_mirror(files, mode) as bad, http_mirror(files) as good:
-        fetch.fetch(_dataset(tmp_path, shas, [bad, good]), tmp_path / "raw", None, timeout=5)
+        download.fetch(_dataset(tmp_path, shas, [bad, good]), tmp_path / "raw", None, timeout=5)
     _assert_verified(tmp_path / "raw", shas)
     assert f"{bad}/{FILE_NAMES['train_images']}" in capsys.readouterr().err
 
 
 def test_nothing_lands_when_every_mirror_is_bad(tmp_path: Path, source: tuple[Path, dict[str, str]]) -> None:
     files, shas = source
-    with http_mirror(files, "404") as missing, http_mirror(files, "corrupt") as corrupt:
-        with pytest.raises(PipelineError) as err:
-            fetch.fetch(_dataset(tmp_path, shas, [missing, corrupt]), tmp_path / "raw", None, timeout=5)
+    with (
+        http_mirror(files, "404") as missing,
+        http_mirror(files, "corrupt") as corrupt,
+        pytest.raises(PipelineError) as err,
+    ):
+        download.fetch(_dataset(tmp_path, shas, [missing, corrupt]), tmp_path / "raw", None, timeout=5)
     assert "HTTP 404" in str(err.value) and "SHA-256" in str(err.value) and "DATA_MIRROR" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["datasets.yaml", "files"]
 
@@ -65,8 +69,8 @@ def test_data_mirror_directory_comes_first(tmp_path: Path, source: tuple[Path, d
     (tmp_path / "mirror").mkdir()
     files.rename(tmp_path / "mirror" / "tiny")
     dataset = _dataset(tmp_path, shas, ["http://127.0.0.1:9/never-used"])
-    assert fetch.sources(dataset, str(tmp_path / "mirror"))[0] == f"{tmp_path / 'mirror'}/tiny"
-    fetch.fetch(dataset, tmp_path / "raw", str(tmp_path / "mirror"), timeout=5)
+    assert download.sources(dataset, str(tmp_path / "mirror"))[0] == f"{tmp_path / 'mirror'}/tiny"
+    download.fetch(dataset, tmp_path / "raw", str(tmp_path / "mirror"), timeout=5)
     _assert_verified(tmp_path / "raw", shas)
 
 
@@ -75,12 +79,17 @@ def test_data_mirror_may_be_a_url(tmp_path: Path, source: tuple[Path, dict[str, 
     (tmp_path / "served" / "tiny").parent.mkdir()
     files.rename(tmp_path / "served" / "tiny")
     with http_mirror(tmp_path / "served") as url:
-        fetch.fetch(_dataset(tmp_path, shas, []), tmp_path / "raw", url + "/", timeout=5)
+        download.fetch(_dataset(tmp_path, shas, []), tmp_path / "raw", url + "/", timeout=5)
     _assert_verified(tmp_path / "raw", shas)
 
 
-def test_light_stages_do_not_import_tensorflow() -> None:
-    code = ("import sys, stages.fetch, stages.preprocess, stages.plot; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'dvclive', 'dvc') if m in sys.modules))")
+def test_light_stages_do_not_import_tensorflow_and_none_imports_seaborn_on_loading() -> None:
+    """Heavy libraries load only inside the functions that use them: fetch, preprocess and
+    plot never load TensorFlow, and no stage loads seaborn (with pandas) unless it draws."""
+    code = (
+        "import sys, stages.fetch, stages.preprocess, stages.plot, stages.train, stages.evaluate; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'dvclive', 'dvc', 'seaborn', 'pandas', 'hydra')"
+        " if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,0 +1,39 @@
+"""Which Keras backend runs, and on how many threads: both must be set before Keras loads."""
+
+from __future__ import annotations
+
+import os
+
+from mnist_classifier.errors import PipelineError
+
+
+def use_keras_backend(name: str) -> None:
+    """Choose Keras' backend (the `backend` param) and hide TensorFlow's C++ start-up notes.
+
+    Must run before the first `import keras`: Keras reads KERAS_BACKEND once, on import.
+    """
+    os.environ["KERAS_BACKEND"] = name
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def limit_threads(backend: str) -> None:
+    """Use TRAIN_THREADS threads (default: every core), e.g. 1 each for `dvc queue start -j 2`.
+
+    Must run before the backend is imported: TensorFlow and XLA size their thread pools once.
+    The count is part of the arithmetic (threads split the sums), so runs to be compared to
+    the last digit need the same TRAIN_THREADS; how many run side by side does not matter.
+    """
+    value = os.environ.get("TRAIN_THREADS", "")
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise PipelineError(
+            f"TRAIN_THREADS is {value!r}; it must be a whole number >= 1, e.g. "
+            "TRAIN_THREADS=1 dvc queue start -j 2."
+        )
+    if backend == "tensorflow":
+        os.environ["TF_NUM_INTRAOP_THREADS"] = value
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    elif value == "1":  # XLA on CPU has no thread-count flag, only one or all
+        flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+        os.environ["XLA_FLAGS"] = flags.strip()

@@ -1,0 +1,74 @@
+"""Scoring a model on the test set: the metrics DVC tracks and the rows its plots read.
+
+The metrics file holds test loss and accuracy, macro precision/recall/F1 and per-class
+figures (scikit-learn's definitions); the predictions file one `actual,predicted` row per
+test image for DVC's confusion-matrix template; the probabilities feed the plot stage.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_classifier.files import atomic_output, save_npz
+
+# Inference only: a large batch does the same arithmetic in far fewer steps.
+EVAL_BATCH_SIZE = 4096
+
+
+def test_loss(y_onehot: np.ndarray, probs: np.ndarray) -> float:
+    """The training loss (categorical cross-entropy) on the test set, from one predict pass."""
+    import keras
+
+    return float(np.mean(keras.losses.categorical_crossentropy(y_onehot, probs)))
+
+
+def score(y_true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]) -> dict[str, Any]:
+    """Summary and per-class metrics from true labels and predicted probabilities."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    y_pred = probs.argmax(axis=1)
+    macro = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    per = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "test": {
+            "loss": round(float(loss), 6),
+            "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+            "precision_macro": round(float(macro[0]), 6),
+            "recall_macro": round(float(macro[1]), 6),
+            "f1_macro": round(float(macro[2]), 6),
+        },
+        "per_class": {
+            name: {
+                "precision": round(float(per[0][i]), 6),
+                "recall": round(float(per[1][i]), 6),
+                "f1": round(float(per[2][i]), 6),
+                "support": int(per[3][i]),
+            }
+            for i, name in enumerate(classes)
+        },
+    }
+
+
+def write_outputs(
+    metrics: dict[str, Any],
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    classes: list[str],
+    metrics_path: Path,
+    predictions_path: Path,
+    probs_path: Path,
+) -> None:
+    """Write the three outputs, each atomically, so a failed run leaves none half-written."""
+    with atomic_output(metrics_path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    with atomic_output(predictions_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows(zip((classes[i] for i in y_true), (classes[i] for i in probs.argmax(1))))
+    save_npz(probs_path, probs=probs.astype(np.float32))

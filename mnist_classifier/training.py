@@ -1,0 +1,84 @@
+"""Fitting a network: seeded and deterministic, with each epoch logged for DVC.
+
+The backend and its threads are chosen before Keras loads (mnist_classifier.backend); this
+module only imports Keras inside its functions, so reading it costs nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mnist_classifier.config import TrainParams
+from mnist_classifier.errors import raise_if_interrupted
+from mnist_classifier.networks import build_model, learning_rate_schedule
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+    from dvclive import Live
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed Python, NumPy and the backend; TensorFlow also needs deterministic ops asked for.
+
+    (JAX on CPU is deterministic as it is.)
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def epoch_logger(live: Live) -> keras.callbacks.Callback:
+    """Log each epoch's metrics to dvclive as train/<metric> and eval/<metric>.
+
+    dvclive's own Keras callback imports TensorFlow, which the JAX backend does not need.
+    """
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            raise_if_interrupted()
+            for name, value in (logs or {}).items():
+                split, metric = ("eval", name[4:]) if name.startswith("val_") else ("train", name)
+                live.log_metric(f"{split}/{metric}", float(value))
+            live.next_step()
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            live.end()
+
+    return EpochLogger()
+
+
+def train(
+    params: TrainParams,
+    train_xy: tuple[np.ndarray, np.ndarray],
+    val_xy: tuple[np.ndarray, np.ndarray],
+    log_dir: Path | None = None,
+) -> keras.Model:
+    """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there."""
+    make_deterministic(params.seed)
+    model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
+    callbacks = []
+    if schedule := learning_rate_schedule(params):
+        import keras
+
+        callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
+    if log_dir is not None:
+        from dvclive import Live
+
+        live = Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+        callbacks.append(epoch_logger(live))
+    model.fit(
+        *train_xy,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=val_xy,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    return model

@@ -1,0 +1,78 @@
+"""`make compare`: grouping by everything but the seed, on experiment rows made here."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnist_classifier.errors import PipelineError
+from tests.helpers import ROOT
+
+
+def _exp(rev: str, accuracy: float, loss: float, **params: object) -> dict:
+    return {
+        "rev": rev,
+        "test.accuracy": accuracy,
+        "test.loss": loss,
+        **{"seed": 1, "epochs": 20, "learning_rate": 0.001, **params},
+    }
+
+
+def test_compare_groups_by_everything_but_the_seed_best_first() -> None:
+    from mnist_classifier.compare import table
+
+    rows = [
+        _exp("workspace", 0.5, 9.0),  # the workspace repeats a commit: left out
+        _exp("a", 0.90, 0.30, seed=1),
+        _exp("b", 0.92, 0.20, seed=2),
+        _exp("c", 0.94, 0.10, seed=3),
+        _exp("d", 0.97, 0.05, seed=1, learning_rate=0.01),
+        {"rev": "e", "test.accuracy": None, "test.loss": None, "seed": 4},  # queued: no metrics
+    ]
+    lines = table(rows, ["seed", "epochs", "learning_rate"]).splitlines()
+    assert lines == [
+        "| learning_rate | runs | seeds | test accuracy | test loss |",
+        "|---|---|---|---|---|",
+        "| 0.01 | 1 | 1 | 0.9700 (one run: no spread) | 0.0500 (one run: no spread) |",
+        "| 0.001 | 3 | 1, 2, 3 | 0.9200 ± 0.0200 | 0.2000 ± 0.1000 |",
+    ]
+
+
+def test_compare_with_one_group_says_only_the_seed_varies_and_with_none_says_what_to_do() -> None:
+    from mnist_classifier.compare import table
+    from mnist_classifier.config import flat_keys
+
+    assert flat_keys({"a": 1, "plot": {"samples": 2, "x": {"y": 3}}}) == ["a", "plot.samples", "plot.x.y"]
+    text = table([_exp("a", 0.9, 0.3, seed=1), _exp("b", 0.8, 0.5, seed=2)], ["seed", "epochs"])
+    assert text.splitlines()[2] == "| 2 | 1, 2 | 0.8500 ± 0.0707 | 0.4000 ± 0.1414 |"
+    assert text.endswith("All experiments share their params but the seed.")
+    with pytest.raises(PipelineError, match="no experiments with test metrics yet"):
+        table([_exp("workspace", 0.9, 0.3)], ["seed"])
+
+
+def test_compare_shows_the_model_and_only_what_varies_within_a_model() -> None:
+    """Keys that follow the model (each model's own epochs, its block) are not columns;
+    a key the other model lacks shows as `-`, and runs of two models never share a group."""
+    from mnist_classifier.compare import table
+
+    mlp = {"model": "mlp", "epochs": 20, "mlp.dropout": 0.05}
+    cnn = {"model": "cnn", "epochs": 30, "cnn.filters": "[16, 32]"}
+    rows = [
+        _exp("a", 0.97, 0.09, seed=1, **mlp),
+        _exp("b", 0.98, 0.08, seed=2, **mlp),
+        _exp("c", 0.99, 0.02, seed=1, **cnn),
+        _exp("d", 0.995, 0.01, seed=1, **{**cnn, "epochs": 40}),
+    ]
+    lines = table(rows, ["model", "seed", "epochs", "mlp.dropout", "cnn.filters"]).splitlines()
+    assert lines[0] == "| model | epochs | runs | seeds | test accuracy | test loss |"
+    assert [line.split(" | ")[:3] for line in lines[2:]] == [
+        ["| cnn", "40", "1"],
+        ["| cnn", "30", "1"],
+        ["| mlp", "20", "2"],
+    ]
+
+
+def test_the_param_columns_are_every_model_s_keys() -> None:
+    from mnist_classifier.config import all_param_names
+
+    names = all_param_names(ROOT / "conf")
+    assert {"model", "seed", "epochs", "mlp.hidden_units", "cnn.filters", "plot.samples"} <= set(names)
