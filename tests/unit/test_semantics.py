@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_classifier import catalogue, config, networks, plots, training
+from mnist_classifier import catalogue, config, dataset, networks, plots, training
 from mnist_classifier.errors import PipelineError
 from stages import evaluate, preprocess, train
 from tests.helpers import FILE_NAMES, ROOT, default_params, make_train_params, synthetic_digits
