@@ -97,7 +97,7 @@ def test_the_readme_way_of_making_the_cnn_the_default_makes_epochs_the_cnn_s(
 ) -> None:
     """Followed as the README writes it: one line of conf/config.yaml, then `-S epochs=N`."""
     proj, env = project
-    readme = (ROOT / "README.md").read_text()
+    readme = " ".join((ROOT / "README.md").read_text().split())
     old, new = "- model: mlp", "- model: cnn"
     assert f"change `{old}` to `{new}`" in readme
     config = proj / "conf" / "config.yaml"
