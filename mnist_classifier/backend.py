@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from mnist_classifier.errors import PipelineError
 
@@ -26,7 +27,7 @@ def limit_threads(backend: str) -> None:
     value = os.environ.get("TRAIN_THREADS", "")
     if not value:
         return
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:  # "²" is a digit to isdigit()
         raise PipelineError(
             f"TRAIN_THREADS is {value!r}; it must be a whole number >= 1, e.g. "
             "TRAIN_THREADS=1 dvc queue start -j 2."
@@ -37,3 +38,9 @@ def limit_threads(backend: str) -> None:
     elif value == "1":  # XLA on CPU has no thread-count flag, only one or all
         flags = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
         os.environ["XLA_FLAGS"] = flags.strip()
+    else:
+        print(
+            f"train: note: TRAIN_THREADS={value} cannot be honoured on the JAX backend, whose CPU "
+            "runtime uses one thread or every core; using every core (TRAIN_THREADS=1 for one).",
+            file=sys.stderr,
+        )

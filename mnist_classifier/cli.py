@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def run_command(name: str, main: Callable[[], int | None]) -> None:
     """Run a stage's or a command's main(): one clear line on stderr and a non-zero exit on failure.
 
     PipelineError means bad input (exit 1); Ctrl-C exits 130 without a traceback wall.
-    Any other exception is a bug, and keeps its traceback. A main() that answered some
+    Any other exception is a bug: its traceback, then a line saying so (exit 1). A main() that answered some
     inputs and refused others returns its exit status (1).
     """
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # `cmd &` in a script ignores it
@@ -29,6 +30,14 @@ def run_command(name: str, main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print(f"{name}: interrupted; no output was written.", file=sys.stderr)
         sys.exit(130)
+    except Exception:  # not the input: a bug in this code, so its traceback matters
+        traceback.print_exc()
+        print(
+            f"{name}: internal error: this is a bug in {name}, not a problem with your input; "
+            "please report it with the traceback above.",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     if status:
         sys.exit(status)
 

@@ -6,6 +6,7 @@ Nothing here imports TensorFlow, so light stages stay light.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -57,13 +58,35 @@ def atomic_output(path: Path, directory: bool = False) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with numbers read as YAML 1.2 reads them (and DVC, whose YAML is
+    1.2): `1e-4` is a number. PyYAML follows YAML 1.1, where a float needs a dot, so a
+    hand-written `learning_rate: 1e-4` would be the string '1e-4'."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
 def load_yaml(path: Path) -> Any:
     """Parse a YAML file safely (no object construction), with a readable error."""
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            return yaml.load(f, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise PipelineError(f"{path} not found.") from None
+    except IsADirectoryError:
+        raise PipelineError(f"{path} is a directory; it must be a YAML file.") from None
+    except UnicodeDecodeError as exc:
+        raise PipelineError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8."
+        ) from None
+    except OSError as exc:  # no permission, an unreadable disk
+        raise PipelineError(f"{path} cannot be read ({exc.strerror or exc}).") from None
     except yaml.constructor.ConstructorError as exc:  # valid YAML, but asks for an object
         line = f", line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
         raise PipelineError(

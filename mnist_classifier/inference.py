@@ -23,13 +23,21 @@ def load_model(path: Path) -> Any:
 
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever Keras trips on is the file's problem
+        why = _first_line(exc)
         if "safe_mode" in str(exc):  # Keras's advice (turn safe_mode off) is not ours to give
             raise PipelineError(
                 f"{path} was refused: loading it would run code it carries "
-                f"({str(exc).split('. ')[0]}). Only models the train stage builds are loaded; "
+                f"({why.split('. ')[0]}). Only models the train stage builds are loaded; "
                 "rebuild it with `dvc repro train`."
             ) from None
         raise PipelineError(
-            f"{path} is missing or not a valid Keras model ({exc}); run `dvc repro train`."
+            f"{path} is missing or not a valid Keras model ({why}); run `dvc repro train`."
         ) from None
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    """An exception as one short line: Keras' messages run to many lines of config dumps."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     good, digits = [], []
     for path in args.images:
         try:
-            digits.append(to_mnist(read_image(path), str(path)))
+            picture = read_image(path)
+            for note in picture.notes:
+                print(f"predict: note: {note}", file=sys.stderr)
+            digits.append(to_mnist(picture, str(path)))
             good.append(path)
         except PipelineError as exc:
             print(f"predict: error: {exc}", file=sys.stderr)
