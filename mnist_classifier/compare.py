@@ -12,6 +12,7 @@ the table, a figure of each group's runs (reports/compare.png) shows the spread 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,57 @@ METRICS = ("test.accuracy", "test.loss")
 FIGURE = Path("reports/compare.png")
 
 
-def groups(rows: list[dict[str, Any]], params: list[str]) -> dict[tuple, list[dict[str, Any]]]:
-    """Experiments with metrics, keyed by their params other than `seed`.
+FINISHED = (None, "Success")  # DVC's State of a committed run, and of a queued one that finished
+
+
+def number(value: Any) -> float | None:
+    """A metric as a number, or None: DVC shows a missing key as 'None' and a read error as '!'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def finished_runs(
+    rows: list[dict[str, Any]], params: list[str], workspace: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of runs that trained, each once.
+
+    A queued experiment's copy carries the committed metrics, so a failed, queued or running
+    one would show the baseline's numbers: only rows DVC marks finished count. A run whose
+    params and seed equal an earlier row's (an experiment that repeats the baseline) is the
+    same run and counts once. With `workspace`, the workspace (a run just made, as in CI)
+    stands in for the commit it is based on; otherwise it repeats that commit and is left out.
+    """
+    found, seen = [], set()
+    for row in rows:
+        if row.get("rev") == "workspace":
+            if not workspace:
+                continue
+        elif workspace and row.get("typ") == "baseline":  # the commit the workspace stands for
+            continue
+        if row.get("State") not in FINISHED:
+            continue
+        metrics = {m: number(row.get(m)) for m in METRICS}
+        if None in metrics.values():
+            continue
+        identity = tuple(repr(row.get(p)) for p in params)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        found.append({**row, **metrics})
+    return found
+
+
+def groups(
+    rows: list[dict[str, Any]], params: list[str], workspace: bool = False
+) -> dict[tuple, list[dict[str, Any]]]:
+    """Finished runs keyed by their params other than `seed`.
 
     Each model has its own keys, so a key a run lacks (the CNN's `cnn.filters` on an MLP run)
     is None in its key: runs of different models never share a group.
     """
     grouped: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row.get("rev") == "workspace" or any(row.get(m) is None for m in METRICS):
-            continue  # the workspace repeats a commit; queued or failed runs have no metrics
+    for row in finished_runs(rows, params, workspace):
         key = tuple((p, row.get(p)) for p in params if p != "seed")
         grouped.setdefault(key, []).append(row)
     return grouped
@@ -48,6 +90,11 @@ def spread(values: list[float]) -> str:
 
 def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def _seed(value: Any) -> str:
+    """A seed as written (20240101, not 2.02401e+07)."""
+    return str(int(value)) if number(value) is not None and float(value).is_integer() else _cell(value)
 
 
 def varying(grouped: dict[tuple, list[dict[str, Any]]]) -> list[str]:
@@ -80,9 +127,9 @@ def label(key: tuple, names: list[str]) -> str:
     return " ".join(f"{n}={_cell(dict(key)[n])}" for n in names) or "all runs"
 
 
-def table(rows: list[dict[str, Any]], params: list[str]) -> str:
+def table(rows: list[dict[str, Any]], params: list[str], workspace: bool = False) -> str:
     """The Markdown table, best mean test accuracy first."""
-    grouped = groups(rows, params)
+    grouped = groups(rows, params, workspace)
     if not grouped:
         raise PipelineError(
             "no experiments with test metrics yet; run some first, e.g. "
@@ -93,7 +140,9 @@ def table(rows: list[dict[str, Any]], params: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in ranked(grouped):
         runs = grouped[key]
-        seeds = ", ".join(str(int(seed)) for seed in sorted(r["seed"] for r in runs))
+        seeds = ", ".join(
+            _seed(r.get("seed")) for r in sorted(runs, key=lambda r: number(r.get("seed")) or 0)
+        )
         cells = [_cell(dict(key)[name]) for name in names]
         cells += [str(len(runs)), seeds, *(spread([r[m] for r in runs]) for m in METRICS)]
         lines.append("| " + " | ".join(cells) + " |")

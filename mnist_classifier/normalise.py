@@ -33,8 +33,15 @@ DESK = 0.3  # "paper" darker than this share of the brightest paper is a desk: n
 SHEET = 0.3  # a dark border round a bright area at least this large: a sheet on a desk
 # EXIF orientation -> the transpose that undoes it (the table Pillow's exif_transpose uses);
 # applied after shrinking, since exif_transpose copies the full-size picture first.
-ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
-               6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+ORIENTATION = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
 
 
 @dataclass

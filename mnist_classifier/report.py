@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 
 from mnist_classifier.cli import run_command
 from mnist_classifier.compare import table
@@ -23,20 +24,32 @@ FIGURES = ("training.png", "confusion_matrix.png", "misclassified.png")
 
 def dvc_md(*args: str) -> str:
     """A `dvc ... --md` table; DVC's own error, as one line, when it fails."""
-    proc = subprocess.run(["dvc", *args, "--md"], capture_output=True, text=True)
+    # This interpreter's DVC, not whatever `dvc` the PATH holds (or lacks, outside the venv).
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args, "--md"], capture_output=True, text=True)
     if proc.returncode:
         raise PipelineError(f"`dvc {' '.join(args)}` failed: {proc.stderr.strip().splitlines()[-1]}")
     return proc.stdout.strip() or "No changes."
 
 
+FETCH_EXPERIMENTS = (
+    "Experiments are git refs a checkout does not fetch by itself; to include them, run "
+    "`git fetch origin 'refs/exps/*:refs/exps/*'` (or `dvc exp pull origin`) before the report."
+)
+
+
 def experiments() -> str:
-    """The comparison table, or a line saying there is nothing to compare."""
+    """The comparison table, with this run (the workspace) standing for its commit, and how
+    to bring in experiments when there are none here."""
     import dvc.api
 
+    rows = dvc.api.exp_show(repo=".")
     try:
-        return table(dvc.api.exp_show(repo="."), all_param_names())
+        text = table(rows, all_param_names(), workspace=True)
     except PipelineError as exc:
-        return str(exc)
+        text = str(exc)
+    if not any(row.get("typ") not in ("baseline", None) for row in rows):
+        text += "\n\nOnly this run is shown: no experiments in this checkout. " + FETCH_EXPERIMENTS
+    return text
 
 
 def report(base: str, figures_url: str | None) -> str:
@@ -48,7 +61,7 @@ def report(base: str, figures_url: str | None) -> str:
                 dvc_md("metrics", "diff", base),
                 f"## Params changed against `{base}`",
                 dvc_md("params", "diff", base),
-                "## Experiments (mean ± sd over seeds)",
+                "## This run and the experiments (mean ± sd over seeds)",
                 experiments(),
                 "## Figures",
                 f"{', '.join(FIGURES)}: in {where}.",

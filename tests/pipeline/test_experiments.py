@@ -67,10 +67,13 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
 ) -> None:
     proj, env = base
     dvc_out(proj, env, "exp", "run", "--queue", "-S", "model=mlp,cnn", "-S", "seed=1,2")
+    # One that fails (its train stage refuses 0 epochs): its copy carries the committed
+    # metrics, which must not count as a run.
+    dvc_out(proj, env, "exp", "run", "--queue", "-n", "doomed", "-S", "epochs=0", "-S", "seed=7")
     dvc_out(proj, env, "queue", "start", "-j", "2")
     status = wait_for_queue(proj, env)
-    assert status.count("Success") == 4 and "Failed" not in status, status
-    found = experiments(proj)
+    assert status.count("Success") == 4 and status.count("Failed") == 1, status
+    found = {name: exp for name, exp in experiments(proj).items() if name != "doomed"}
     assert sorted((p["model"], p["seed"]) for p, _ in found.values()) == [
         ("cnn", 1),
         ("cnn", 2),
@@ -97,6 +100,7 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
     out = run(proj, sys.executable, "-m", "mnist_classifier.compare", env=env).stdout
     lines = out.splitlines()
     assert lines[0] == "| model | runs | seeds | test accuracy | test loss |", out
+    assert ", 7" not in out and "| 0 |" not in out  # the failed run is nowhere
     rows = {}
     for line in lines[2:4]:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -191,20 +195,21 @@ def test_the_pull_request_report_holds_the_metrics_diff_of_two_commits(
     dvc_out(pr, env, "checkout")
     before = json.loads((pr / METRICS).read_text())["test"]
     set_params(pr / "params.yaml", epochs=3)
-    dvc_out(pr, env, "repro")
-    git(pr, "commit", "-qam", "three epochs")
+    dvc_out(pr, env, "repro")  # the run CI makes: in the workspace, not committed
     after = json.loads((pr / METRICS).read_text())["test"]
 
+    # Run as CI's step runs it, but without the venv on the PATH: the report finds DVC itself.
+    bare = {**env, "PATH": "/usr/bin:/bin"}
     out = run(
         pr,
         sys.executable,
         "-m",
         "mnist_classifier.report",
         "--base",
-        "HEAD~1",
+        "HEAD",
         "--figures-url",
         "https://example.invalid/run/1",
-        env=env,
+        env=bare,
     ).stdout
     row = next(line for line in out.splitlines() if "| test.loss " in line)  # DVC lists changed metrics
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -213,4 +218,10 @@ def test_the_pull_request_report_holds_the_metrics_diff_of_two_commits(
         [before["loss"], after["loss"], after["loss"] - before["loss"]], abs=1e-4
     )  # DVC rounds to 5 digits
     assert re.search(r"\| epochs\s+\| 2\s+\| 3\s+\|", out), out  # the params diff
-    assert "## Experiments" in out and "https://example.invalid/run/1" in out
+    assert "https://example.invalid/run/1" in out
+    # The table shows this run (the workspace), not the committed metrics, and says how to
+    # bring in the experiments a fresh checkout lacks.
+    experiments = out.split("## This run and the experiments", 1)[1]
+    assert f"| 1 | 42 | {after['accuracy']:.4f} (one run: no spread) |" in experiments, experiments
+    assert f"{before['accuracy']:.4f} (one run" not in experiments or before["accuracy"] == after["accuracy"]
+    assert "git fetch origin 'refs/exps/*:refs/exps/*'" in experiments and "dvc exp pull" in experiments

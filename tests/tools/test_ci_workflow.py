@@ -66,3 +66,24 @@ def test_the_workflow_runs_the_readme_test_command_and_the_report_script() -> No
     assert "make test" in commands and "dvc repro" in commands
     assert "python -m mnist_classifier.report" in commands and "gh pr comment" in commands
     assert "dvc pull --run-cache" in commands
+
+
+def test_a_fork_s_pull_request_passes_with_the_report_as_summary_and_artifact() -> None:
+    """A fork's token is read-only: commenting would fail the job. The comment step runs only
+    for pull requests from this repository; the report goes to the job summary and artifact."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]["steps"]
+    comment = next(s for s in steps if "gh pr comment" in s.get("run", ""))
+    assert comment.get("if") == "github.event.pull_request.head.repo.full_name == github.repository"
+    report = next(s for s in steps if "mnist_classifier.report" in s.get("run", ""))
+    assert 'cat report.md >> "$GITHUB_STEP_SUMMARY"' in report["run"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "report.md" in upload["with"]["path"]
+
+
+def test_make_uses_the_python_the_workflow_installs() -> None:
+    """`make` would pick the newest Python on the runner; the workflow hands it setup-python's."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["report"]["steps"]
+    setup = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    test = next(s for s in steps if "make test" in s.get("run", ""))
+    assert test["run"] == 'make test PYTHON="$PYTHON"'
+    assert test["env"]["PYTHON"] == "${{ steps." + setup["id"] + ".outputs.python-path }}"

@@ -76,3 +76,41 @@ def test_the_param_columns_are_every_model_s_keys() -> None:
 
     names = all_param_names(ROOT / "conf")
     assert {"model", "seed", "epochs", "mlp.hidden_units", "cnn.filters", "plot.samples"} <= set(names)
+
+
+def test_only_finished_runs_count_each_once_and_odd_cells_are_missing() -> None:
+    """A failed, queued or running experiment shows the baseline's metrics (its copy carries
+    the committed file): it must not count. Nor may a repeat of the same params and seed, a
+    metric DVC shows as 'None' or '!', or the workspace (it repeats its commit)."""
+    from mnist_classifier.compare import table
+
+    rows = [
+        {**_exp("workspace", 0.90, 0.30, seed=1), "typ": "baseline"},
+        {**_exp("main", 0.90, 0.30, seed=1), "typ": "baseline"},
+        {**_exp("a", 0.90, 0.30, seed=1), "State": "Success"},  # the baseline again: one run
+        {**_exp("b", 0.92, 0.20, seed=2), "State": "Success"},
+        {**_exp("c", 0.90, 0.30, seed=3), "State": "Failed"},
+        {**_exp("d", 0.90, 0.30, seed=4), "State": "Queued"},
+        {**_exp("e", 0.90, 0.30, seed=5), "State": "Running"},
+        _exp("f", "None", 0.30, seed=6),
+        _exp("g", 0.5, "!", seed=8),
+        _exp("h", 0.94, 0.10, seed=20240101),
+    ]
+    lines = table(rows, ["seed", "epochs", "learning_rate"]).splitlines()
+    assert lines[2] == "| 3 | 1, 2, 20240101 | 0.9200 ± 0.0200 | 0.2000 ± 0.1000 |"
+
+
+def test_with_the_workspace_it_stands_for_its_commit() -> None:
+    """The report in CI: the run just made (workspace) replaces the committed metrics."""
+    from mnist_classifier.compare import table
+
+    rows = [
+        {**_exp("workspace", 0.95, 0.15), "typ": "baseline"},
+        {**_exp("main", 0.90, 0.30), "typ": "baseline"},
+    ]
+    assert (
+        table(rows, ["seed", "epochs"], workspace=True)
+        .splitlines()[2]
+        .startswith("| 1 | 1 | 0.9500 (one run")
+    )
+    assert table(rows, ["seed", "epochs"]).splitlines()[2].startswith("| 1 | 1 | 0.9000 (one run")

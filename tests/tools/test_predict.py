@@ -236,6 +236,11 @@ PICTURE_KINDS = {
     "shadow at 0.5": (".jpg", lambda s, d, r: _eight_bit(_shadow(s)).convert("RGB")),
     "gradient": (".png", lambda s, d, r: _eight_bit(_gradient(s))),
     "dark desk": (".jpg", lambda s, d, r: _eight_bit(_desk(s, r)).convert("RGB")),
+    # stored lying on its side, with the EXIF tag that says "turn 90 degrees clockwise"
+    "EXIF-rotated JPEG": (
+        ".jpg",
+        lambda s, d, r: _eight_bit(s).convert("RGB").transpose(Image.Transpose.ROTATE_90),
+    ),
     "white ink, transparent": (".png", lambda s, d, r: _opacity(d, (255, 255, 255))),
     "blue ink, transparent": (".png", lambda s, d, r: _opacity(d, (20, 40, 200))),
 }
@@ -252,7 +257,12 @@ def picture_of(
     suffix, make = PICTURE_KINDS[kind]
     image = make(reflectance(digit, rng) if sheet is None else sheet, digit, rng)
     path = folder / f"{name}{suffix}"
-    image.save(path, quality=90) if suffix == ".jpg" else image.save(path)
+    if kind == "EXIF-rotated JPEG":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+        image.save(path, quality=90, exif=exif)
+    else:
+        image.save(path, quality=90) if suffix == ".jpg" else image.save(path)
     return path
 
 
