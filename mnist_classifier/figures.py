@@ -18,7 +18,7 @@ def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[s
     """A near-square grid of 28x28 images with a title each (red marks a wrong prediction).
 
     Each image is pasted as pixels (`figimage`, 5 screen pixels per pixel) under its title:
-    one matplotlib Axes per image cost 0.2 s each to lay out, most of the plot stage.
+    one matplotlib Axes per image took most of the plot stage to lay out (docs/performance.md).
     """
     import matplotlib.pyplot as plt
 

@@ -114,6 +114,10 @@ def bad_pictures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     save(Image.new("L", (1, 1), 255), tmp_path / "dot.png")
     save(Image.new("L", (50, 50), 230), tmp_path / "blank.png")
     save(Image.new("1", (9500, 9500), 1), tmp_path / "bomb.png")  # 90 Mpx, a few kB on disk
+    whole = photo_of(mnist_form(1, seed=4)[0][0], np.random.default_rng(1))
+    whole.save(tmp_path / "whole.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:5000])  # cut short
+    (tmp_path / "folder.png").mkdir()
     return {
         "missing": (tmp_path / "missing.png", "no such file"),
         "empty": (tmp_path / "empty.png", "not a picture"),
@@ -121,6 +125,8 @@ def bad_pictures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "1x1": (tmp_path / "dot.png", "too small"),
         "blank": (tmp_path / "blank.png", "no ink"),
         "bomb": (tmp_path / "bomb.png", "decompression-bomb"),
+        "cut short": (tmp_path / "cut.png", "cannot be read as a picture"),
+        "a directory": (tmp_path / "folder.png", "a directory, not a picture"),
     }
 
 
