@@ -1,7 +1,8 @@
 # Two commands for a fresh machine:
 #   make repro   create .venv from requirements.lock, run the whole DVC pipeline
 #   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
-# More: make params, predict IMAGES="a.png b.jpg", compare, lint, format, bench, mutation, lock.
+# More: make params, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, compare, lint,
+# format, bench, mutation, lock.
 # Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
 # Installer: uv when it is on the PATH (several times faster), else pip; INSTALLER=pip forces pip.
 
@@ -22,7 +23,7 @@ INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test test-fast mutation bench compare params predict lint format lock venv clean
+.PHONY: repro test test-fast mutation bench compare params predict serve release lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -68,6 +69,15 @@ params: $(STAMP)
 predict: $(STAMP)
 	$(if $(IMAGES),,$(error name the pictures: make predict IMAGES="my_seven.jpg other.png"))
 	python -m mnist_classifier.predict $(IMAGES)
+
+# The draw-a-digit page and its JSON API on http://127.0.0.1:8000/ (ARGS="--rev v1.2.0 --port 8080").
+serve: $(STAMP)
+	python -m mnist_classifier.serve $(ARGS)
+
+# Register the committed model as a version (GTO tag), optionally at a stage: make release VERSION=1.2.0 STAGE=prod
+release: $(STAMP)
+	$(if $(VERSION),,$(error name the version: make release VERSION=1.2.0 [STAGE=prod]))
+	python -m mnist_classifier.release $(VERSION) $(if $(STAGE),--stage $(STAGE))
 
 # ruff, configured in pyproject.toml; `make test` runs the same checks.
 lint: $(STAMP)

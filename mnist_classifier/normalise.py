@@ -19,6 +19,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     return a[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3), dtype=np.float32)
 
 
-def _decode(im: object, path: Path) -> Picture:
+def _decode(im: object, path: str) -> Picture:
     """The open picture, shrunk first, then turned into greyscale or opacity."""
     from PIL import Image
 
@@ -121,20 +122,28 @@ def _decode(im: object, path: Path) -> Picture:
     return Picture(np.ascontiguousarray(grey, dtype=np.float32), notes=notes)
 
 
-def read_image(path: Path) -> Picture:
-    """The picture at `path`, shrunk and in [0, 1]; any failure is one clear PipelineError.
+def read_image(source: Path | BinaryIO, name: str | None = None, max_side: int | None = None) -> Picture:
+    """The picture in a file (or a file-like object, e.g. a request's body), shrunk and in
+    [0, 1]; any failure is one clear PipelineError that starts with `name` (the path).
 
-    Pillow's decompression-bomb limit (about 89 megapixels) is an error here, not a warning.
+    Pillow's decompression-bomb limit (about 89 megapixels) is an error here, not a warning;
+    `max_side` refuses larger pictures before they are decoded (a server's limit).
     """
     from PIL import Image, UnidentifiedImageError
 
+    path = name or str(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 if im.width < MIN_SIDE or im.height < MIN_SIDE:
                     raise PipelineError(
                         f"{path}: the picture is {im.width}x{im.height} pixels, too small to hold a digit."
+                    )
+                if max_side and max(im.size) > max_side:
+                    raise PipelineError(
+                        f"{path}: the picture is {im.width}x{im.height} pixels; at most {max_side} "
+                        "a side is taken: scale it down."
                     )
                 return _decode(im, path)
     except PipelineError:

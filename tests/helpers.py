@@ -438,3 +438,88 @@ def leftovers(project: Path, output: Path) -> list[str]:
         found += [p for p in path.parent.iterdir() if p.name.startswith(f".{path.stem}.tmp")]
     found += list(project.rglob("*.part"))  # a download that fetch left behind
     return sorted({str(p.relative_to(project)) for p in found})
+
+
+# --- a served model ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port nothing listens on right now, on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(*args: str, cwd: Path = ROOT, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m mnist_classifier.serve ARGS` on a free port, started for real and waited for:
+    (its base URL, the process). A server that does not come up fails the test."""
+    import urllib.request
+
+    port = free_port()
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-{port}.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_classifier.serve", "--port", str(port), *args],
+        cwd=cwd,
+        env=tool_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise AssertionError(f"the server did not start (exit {proc.poll()}):\n{log.read()}")
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def stroke_picture(kind: str, rng: np.random.Generator, side: int = 280, width: int = 18) -> np.ndarray:
+    """What a person draws on the page's canvas: black strokes on white, as greyscale 0-1.
+    `bar`: a near-vertical line (a 1); `ring`: an ellipse (a 0)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", (side, side), 255)
+    draw = ImageDraw.Draw(canvas)
+    cx, cy = rng.uniform(0.35, 0.65, 2) * side
+    h = rng.uniform(0.45, 0.75) * side
+    if kind == "bar":
+        dx = rng.uniform(-0.12, 0.12) * h
+        draw.line([(cx - dx / 2, cy - h / 2), (cx + dx / 2, cy + h / 2)], fill=0, width=width)
+    else:
+        w = h * rng.uniform(0.5, 0.8)
+        draw.ellipse([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], outline=0, width=width)
+    return np.asarray(canvas, dtype=np.float32) / 255
+
+
+def stroke_model(path: Path, n: int = 600, seed: int = 0) -> Path:
+    """A small MLP trained on drawn bars (class 1) and rings (class 0) in MNIST's form, saved
+    as the train stage saves: a model a test can draw for."""
+    from mnist_classifier import normalise, training
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    x = np.stack([normalise.to_mnist(stroke_picture("bar" if c else "ring", rng)) for c in labels])
+    y = np.eye(10, dtype=np.float32)[labels]  # class 1 for a bar, class 0 for a ring
+    model = training.train(
+        make_train_params(epochs=15, batch_size=32), (x.reshape(n, 784), y), (x[:60].reshape(60, 784), y[:60])
+    )
+    model.save(path)
+    return path

@@ -1,0 +1,106 @@
+"""`make release VERSION=1.2.0 [STAGE=prod]`: register the committed model as a version.
+
+    python -m mnist_classifier.release 1.2.0 [--stage prod] [--no-push]
+    (or `mnist-release ...`)
+
+A release is a git tag made by GTO, DVC's model registry on git tags: `mnist-classifier@v1.2.0`
+on the commit whose dvc.lock pins the model (and `mnist-classifier#prod#N` for a stage).
+Anyone can then fetch that version's file from the DVC remote, without training or cloning:
+
+    dvc artifacts get <repo URL> mnist-classifier --rev v1.2.0      # or: --stage prod
+    mnist-serve --rev v1.2.0
+
+Before tagging it checks what a fetch will need: the model in the workspace is the one
+dvc.lock pins, dvc.lock is committed, and a DVC remote is configured in the commit; then it
+pushes the model there (unless --no-push). The tags stay local until `git push --tags`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+
+from mnist_classifier.cli import run_command
+from mnist_classifier.errors import PipelineError
+
+ARTIFACT = "mnist-classifier"  # its name under `artifacts:` in dvc.yaml
+SEMVER = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True)
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess:
+    return _run(sys.executable, "-m", "dvc", *args)
+
+
+def check_ready() -> None:
+    """Refuse, with what to do, anything that would make the release unfetchable or wrong."""
+    if _run("git", "status", "--porcelain", "--", "dvc.lock", "dvc.yaml", "params.yaml").stdout.strip():
+        raise PipelineError(
+            "dvc.lock, dvc.yaml or params.yaml has uncommitted changes: commit them "
+            "first, so the release's commit pins this model."
+        )
+    status = _dvc("status", "train", "--json")
+    if status.returncode or status.stdout.strip() not in ("{}", ""):
+        raise PipelineError(
+            "the model is not the one dvc.lock pins (`dvc status train` shows changes): "
+            "`dvc repro` and commit, or `dvc checkout`, first."
+        )
+    if _run("git", "diff", "--quiet", "HEAD", "--", ".dvc/config").returncode:
+        raise PipelineError(".dvc/config has uncommitted changes: commit the remote first.")
+    if not _dvc("remote", "default").stdout.strip():
+        raise PipelineError(
+            "no default DVC remote: add and commit one (`dvc remote add -d store "
+            "s3://bucket/path`; docs/team.md), so that a release can be fetched."
+        )
+
+
+def release(version: str, stage: str | None, push: bool) -> list[str]:
+    """Check, push the model, tag the version (and the stage); the tags made."""
+    from gto.api import assign, register
+    from gto.exceptions import GTOException
+
+    if not SEMVER.fullmatch(version):
+        raise PipelineError(f"version {version!r} is not MAJOR.MINOR.PATCH, e.g. 1.2.0.")
+    version = version if version.startswith("v") else f"v{version}"
+    check_ready()
+    if push:
+        pushed = _dvc("push", "train")
+        if pushed.returncode:
+            lines = (pushed.stderr or pushed.stdout).strip().splitlines()
+            raise PipelineError(f"`dvc push train` failed: {lines[-1] if lines else 'no output'}")
+    tags = [f"{ARTIFACT}@{version}"]
+    try:
+        register(".", ARTIFACT, "HEAD", version=version, message=f"{ARTIFACT} {version}")
+        if stage:
+            assign(".", ARTIFACT, stage, version=version, message=f"{ARTIFACT} {version} to {stage}")
+            tags.append(f"{ARTIFACT}#{stage}")
+    except GTOException as exc:
+        raise PipelineError(f"gto refused: {str(exc).splitlines()[0]}") from None
+    return tags
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("version", help="MAJOR.MINOR.PATCH, e.g. 1.2.0")
+    parser.add_argument("--stage", help="also assign this stage, e.g. prod")
+    parser.add_argument("--no-push", action="store_true", help="do not push the model to the DVC remote")
+    args = parser.parse_args()
+    tags = release(args.version, args.stage, push=not args.no_push)
+    print(
+        f"release: tagged {', '.join(tags)}; share with `git push origin --tags`. Fetch with "
+        f"`dvc artifacts get <repo> {ARTIFACT} --rev {tags[0].split('@')[1]}`."
+    )
+
+
+def cli() -> None:
+    """The `mnist-release` console script."""
+    run_command("release", main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,221 @@
+"""`make serve`: draw a digit in the browser (or drop a photo) and watch the model answer.
+
+    python -m mnist_classifier.serve [--model models/model.keras | --rev v1.2.0|prod]
+                                     [--host 127.0.0.1] [--port 8000]
+    (or `mnist-serve ...`, or `make serve`)
+
+One page (mnist_classifier/static/index.html, no file from any CDN: it works offline) and a
+JSON API it uses, which scripts can use too:
+
+    curl --data-binary @seven.png -H 'Content-Type: image/png' http://127.0.0.1:8000/predict
+
+answers the predicted class, every class's probability, the top 3, the 28x28 picture the
+model saw (the normaliser's output, as a PNG data URL) and which model answered (its MD5,
+the hash DVC records, and its released version when served by `--rev`). The model is
+loaded once, before the server listens, on Keras' NumPy backend (no TensorFlow import).
+Bad input gets a 4xx with one JSON message and the server goes on serving; it listens on
+the loopback address unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_classifier.cli import run_command
+from mnist_classifier.errors import PipelineError
+
+MAX_BYTES = 5 * 1024 * 1024  # a request body: a phone photo fits, a video does not
+# A body over the limit is read to its end (and dropped) up to this much, so the client, still
+# sending, gets the 413 and its message instead of a connection reset; beyond it, it is cut.
+DRAIN_BYTES = 32 * 1024 * 1024
+MAX_SIDE = 4096  # pixels a side: more is a poster, not a digit, and costs memory to decode
+STATIC = Path(__file__).parent / "static"
+ACCEPTED = ("image/", "application/octet-stream")
+
+
+@dataclass
+class Classifier:
+    """The model, loaded once, with what the answers name: its classes and identity."""
+
+    model: Any
+    classes: list[str]
+    md5: str
+    version: str | None
+    lock: threading.Lock
+
+    def predict(self, body: bytes) -> dict[str, Any]:
+        """One picture's answer; PipelineError (one line) when it cannot be read."""
+        from PIL import Image
+
+        from mnist_classifier.normalise import read_image, to_mnist
+
+        digit = to_mnist(read_image(io.BytesIO(body), name="the picture", max_side=MAX_SIDE), "the picture")
+        with self.lock:  # one forward pass at a time: the model is shared by every request
+            probs = self.model.predict(digit.reshape(1, 784), verbose=0)[0]
+        order = np.argsort(-probs, kind="stable")
+        png = io.BytesIO()
+        Image.fromarray(digit).save(png, format="PNG")
+        return {
+            "predicted": self.classes[order[0]],
+            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)},
+            "top3": [{"class": self.classes[i], "probability": round(float(probs[i]), 6)} for i in order[:3]],
+            "digit": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode(),
+            "model": self.identity(),
+        }
+
+    def identity(self) -> dict[str, str | None]:
+        return {"md5": self.md5, "version": self.version}
+
+
+def released_model(rev: str, repo: str, into: Path) -> tuple[Path, str]:
+    """The model file of a released version (`v1.2.0`) or stage (`prod`), fetched with DVC
+    from the remote named in that version's commit: (the file, the version's name)."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    for query in ({"version": rev}, {"stage": rev}):
+        try:
+            found = dvc.api.artifacts_show("mnist-classifier", repo=repo, **query)
+            break
+        except DvcException:
+            continue
+    else:
+        raise PipelineError(
+            f"no release {rev!r} of mnist-classifier in {repo}; `gto show mnist-classifier` lists "
+            "them, `make release VERSION=...` makes one."
+        )
+    target = into / "model.keras"
+    try:
+        with dvc.api.open(found["path"], repo=repo, rev=found["rev"], mode="rb") as src:
+            target.write_bytes(src.read())
+    except DvcException as exc:
+        raise PipelineError(
+            f"release {rev!r}: its model could not be fetched ({str(exc).splitlines()[0]}); "
+            "was it pushed (`dvc push`)?"
+        ) from None
+    return target, rev
+
+
+def load_classifier(model_path: Path, version: str | None) -> Classifier:
+    """The model checked as predict checks it, with the class names of params.yaml's dataset."""
+    from mnist_classifier.predict import checked_model, class_names
+
+    classes = class_names()
+    model = checked_model(model_path, len(classes))
+    md5 = hashlib.md5(model_path.read_bytes()).hexdigest()
+    return Classifier(model, classes, md5, version, threading.Lock())
+
+
+def create_app(classifier: Classifier) -> Any:
+    """The Starlette app: the page, /info, /predict and /health."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route
+
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def info(request: Request) -> JSONResponse:
+        return JSONResponse({"classes": classifier.classes, "model": classifier.identity()})
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    async def predict(request: Request) -> JSONResponse:
+        kind = request.headers.get("content-type", "")
+        if not kind.startswith(ACCEPTED):
+            return error(
+                415, f"the body must be a picture (Content-Type image/png, image/jpeg, ...), not {kind!r}."
+            )
+        too_large = error(413, f"the picture is over {MAX_BYTES:,} bytes; at most {MAX_BYTES:,} are taken.")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > DRAIN_BYTES:
+            return too_large
+        body, size = bytearray(), 0
+        try:
+            async for chunk in request.stream():  # counted as it comes: a lying header cannot help
+                size += len(chunk)
+                if size > DRAIN_BYTES:
+                    return too_large
+                if size <= MAX_BYTES:
+                    body += chunk
+        except ClientDisconnect:
+            return error(400, "the upload was cut off.")
+        if size > MAX_BYTES:
+            return too_large
+        if not body:
+            return error(400, "the body is empty: send the picture's bytes.")
+        try:
+            answer = await run_in_threadpool(classifier.predict, bytes(body))
+        except PipelineError as exc:
+            text = str(exc)
+            status = 413 if ("decompression-bomb" in text or "a side is taken" in text) else 422
+            return error(status, text)
+        return JSONResponse(answer)
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/info", info),
+            Route("/health", health),
+            Route("/predict", predict, methods=["POST"]),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--model", type=Path, default=Path("models/model.keras"), help="a .keras file (default: %(default)s)"
+    )
+    source.add_argument("--rev", help="a released version (v1.2.0) or stage (prod) of mnist-classifier")
+    parser.add_argument("--repo", default=".", help="where --rev is looked up (default: this repository)")
+    parser.add_argument("--host", default="127.0.0.1", help="default %(default)s: this machine only")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+
+    import uvicorn
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mnist-serve-") as tmp:
+        model_path, version = (
+            released_model(args.rev, args.repo, Path(tmp)) if args.rev else (args.model, None)
+        )
+        classifier = load_classifier(model_path, version)
+    app = create_app(classifier)
+    print(
+        f"serve: model {classifier.md5[:12]} ({version or model_path}) loaded in "
+        f"{time.perf_counter() - started:.1f} s; http://{args.host}:{args.port}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def cli() -> None:
+    """The `mnist-serve` console script."""
+    run_command("serve", main)
+
+
+if __name__ == "__main__":
+    cli()

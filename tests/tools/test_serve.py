@@ -1,0 +1,239 @@
+"""`make serve`: the JSON API on a real uvicorn, and the page in a real headless Chromium.
+
+The model is trained here on what a person draws on the page (bars are 1s, rings are 0s),
+so a test can draw for it; pictures are real PNG and JPEG files; the browser is Debian's
+Chromium driven by Playwright. A server or browser that cannot start fails the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import ROOT, served, stroke_model, stroke_picture
+
+pytestmark = pytest.mark.slow  # a server subprocess that loads Keras, and a browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT = ROOT / "docs" / "serve.png"  # the README's picture, refreshed by SAVE_SCREENSHOT=1
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object]:
+    model = stroke_model(tmp_path_factory.mktemp("model") / "strokes.keras")
+    with served("--model", str(model)) as (url, proc):
+        yield url, proc
+
+
+def encoded(grey: np.ndarray, fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def post(url: str, body: bytes, kind: str = "image/png") -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/predict", data=body, method="POST", headers={"Content-Type": kind}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def drawings(n: int, seed: int) -> list[tuple[str, bytes, str]]:
+    """n drawings alternating bar and ring, as PNG and JPEG: (expected class, body, type)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind, fmt = ("bar", "1") if i % 2 else ("ring", "0"), "PNG" if i % 4 < 2 else "JPEG"
+        out.append((kind[1], encoded(stroke_picture(kind[0], rng), fmt), f"image/{fmt.lower()}"))
+    return out
+
+
+def test_good_png_and_jpeg_are_answered_in_full(server: tuple[str, object]) -> None:
+    url, _ = server
+    for expected, body, kind in drawings(4, seed=1):
+        status, answer = post(url, body, kind)
+        assert status == 200, answer
+        assert answer["predicted"] == expected
+        probs = answer["probabilities"]
+        assert list(probs) == [str(i) for i in range(10)] and sum(probs.values()) == pytest.approx(
+            1, abs=1e-4
+        )
+        assert [t["class"] for t in answer["top3"]][0] == expected and len(answer["top3"]) == 3
+        assert answer["model"]["md5"] and len(answer["model"]["md5"]) == 32
+        seen = Image.open(io.BytesIO(base64.b64decode(answer["digit"].split(",", 1)[1])))
+        assert seen.size == (28, 28)
+
+
+def bad_bodies() -> dict[str, tuple[bytes, str, int, str]]:
+    """Each bad input: (body, content type, status, words of the message)."""
+    bomb = io.BytesIO()
+    Image.new("1", (9500, 9500), 1).save(bomb, format="PNG")  # 90 Mpx in a few kB
+    wide = io.BytesIO()
+    Image.new("L", (5000, 40), 255).save(wide, format="PNG")
+    return {
+        "not an image": (b"hello, this is text", "image/png", 422, "not a picture Pillow can read"),
+        "empty": (b"", "image/png", 400, "the body is empty"),
+        "over 5 MB": (os.urandom(6 * 1024 * 1024), "image/png", 413, "at most 5,242,880 are taken"),
+        "over 4096 px": (wide.getvalue(), "image/png", 413, "at most 4096 a side"),
+        "a bomb": (bomb.getvalue(), "image/png", 413, "decompression-bomb"),
+        "wrong type": (b"{}", "application/json", 415, "must be a picture"),
+        "blank": (encoded(np.ones((80, 80), np.float32), "PNG"), "image/png", 422, "no ink found"),
+    }
+
+
+@pytest.mark.parametrize("case", bad_bodies())
+def test_bad_input_gets_one_json_message_and_the_server_goes_on(
+    server: tuple[str, object], case: str
+) -> None:
+    url, proc = server
+    body, kind, status, words = bad_bodies()[case]
+    got, answer = post(url, body, kind)
+    assert (got, list(answer)) == (status, ["error"]) and words in answer["error"], answer
+    assert "\n" not in answer["error"]
+    expected, good, good_kind = drawings(1, seed=2)[0]
+    status, answered = post(url, good, good_kind)  # the next request is served as ever
+    assert (status, answered["predicted"]) == (200, expected) and proc.poll() is None
+
+
+def test_fifty_concurrent_requests_answer_as_sequential_ones_and_memory_stays_flat(
+    server: tuple[str, object],
+) -> None:
+    import psutil
+
+    url, proc = server
+    requests = drawings(50, seed=3)
+    sequential = [post(url, body, kind) for _, body, kind in requests]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        concurrent = list(pool.map(lambda r: post(url, r[1], r[2]), requests))
+    assert concurrent == sequential
+    assert [a["predicted"] for _, a in concurrent] == [e for e, _, _ in requests]
+
+    def burst() -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda r: post(url, r[1], r[2]), requests))
+
+    burst()  # the threads and their buffers exist from here on
+    rss_before = psutil.Process(proc.pid).memory_info().rss
+    for _ in range(6):  # 300 more requests
+        burst()
+    grown = (psutil.Process(proc.pid).memory_info().rss - rss_before) / 2**20
+    assert grown < 20, f"the server grew {grown:.0f} MB over 300 requests"
+
+
+def test_it_listens_on_the_loopback_address_by_default(server: tuple[str, object]) -> None:
+    import psutil
+
+    _, proc = server
+    listening = [
+        c.laddr for c in psutil.Process(proc.pid).net_connections() if c.status == psutil.CONN_LISTEN
+    ]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
+
+
+def test_the_page_is_served_with_nothing_from_elsewhere(server: tuple[str, object]) -> None:
+    url, _ = server
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        page = resp.read().decode()
+    assert "<canvas" in page and "predict" in page
+    assert "http://" not in page and "https://" not in page and "//cdn" not in page
+
+
+# --- the page, in a real browser ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: install Debian's chromium (make test does, as root)"
+    )
+    # Playwright's launch gives each browser a new, temporary user-data dir of its own.
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        yield browser
+        browser.close()
+
+
+def draw(page: object, points: list[tuple[float, float]]) -> None:
+    """A stroke with the mouse through points given as fractions of the pad."""
+    box = page.locator("#pad").bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+
+
+def answer_of(page: object) -> str:
+    page.wait_for_function("document.getElementById('answer').textContent.length > 0", timeout=20_000)
+    return page.locator("#answer").text_content()
+
+
+def test_drawing_a_1_and_a_0_on_the_page_gets_them_read(
+    server: tuple[str, object], browser: object, tmp_path: Path
+) -> None:
+    url, _ = server
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    page.goto(url)
+    draw(page, [(0.5, 0.18), (0.5, 0.5), (0.52, 0.82)])  # a vertical bar
+    assert answer_of(page) == "1"
+    assert page.locator("#top3 .bar").count() == 3
+    assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
+
+    page.click("#clear")
+    assert page.locator("#answer").text_content() == ""
+    ring = [(0.5 + 0.2 * np.sin(t), 0.5 - 0.3 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
+    draw(page, ring)
+    assert answer_of(page) == "0"
+    footer = page.locator("#model").text_content()
+    assert "MD5" in footer and "classes: 0, 1, 2" in footer
+    page.screenshot(path=str(tmp_path / "page.png"))
+    if os.environ.get("SAVE_SCREENSHOT"):  # how docs/serve.png is made
+        page.screenshot(path=str(SCREENSHOT))
+    assert (tmp_path / "page.png").stat().st_size > 0
+
+
+def test_uploading_a_photo_and_a_bad_file_on_the_page(
+    server: tuple[str, object], browser: object, tmp_path: Path
+) -> None:
+    url, _ = server
+    page = browser.new_page()
+    page.goto(url)
+    drawn = stroke_picture("bar", np.random.default_rng(9))
+    photo = tmp_path / "bar.jpg"
+    Image.fromarray(np.round(drawn * 230).astype(np.uint8)).convert("RGB").save(photo, quality=85)
+    page.set_input_files("#file", str(photo))
+    assert answer_of(page) == "1"
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture at all")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=20_000)
+    assert "not a picture Pillow can read" in page.locator("#error").text_content()
+    assert page.locator("#answer").text_content() == "?"
