@@ -3,6 +3,7 @@
 #   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
 # More: make params, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, compare, lint,
 # format, bench, mutation, lock.
+# `make test` also installs Debian's chromium when missing (as root), for the browser tests.
 # Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
 # Installer: uv when it is on the PATH (several times faster), else pip; INSTALLER=pip forces pip.
 
@@ -23,7 +24,7 @@ INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test test-fast mutation bench compare params predict serve release lint format lock venv clean
+.PHONY: repro test browser test-fast mutation bench compare params predict serve release lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -44,8 +45,23 @@ endif
 repro: $(STAMP)
 	dvc repro
 
-test: $(STAMP)
+test: $(STAMP) browser
 	python -m pytest
+
+# The page's tests drive Debian's Chromium (Playwright's own download cannot work offline):
+# installed here when missing and this is a root shell with apt-get, else one line saying what to do.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+browser:
+	@test -x "$(CHROMIUM)" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing Debian's chromium for the browser tests" >&2; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	      || { echo "make: apt-get could not install chromium; install it, or point CHROMIUM=/path/to/chromium" >&2; exit 1; }; \
+	  else \
+	    echo "make: the browser tests need Chromium: apt-get install chromium (as root), or CHROMIUM=/path/to/chromium" >&2; exit 1; \
+	  fi; \
+	  test -x "$(CHROMIUM)" || { echo "make: no Chromium at $(CHROMIUM); point CHROMIUM=/path/to/chromium" >&2; exit 1; }; }
 
 # The inner loop: everything but the end-to-end DVC runs and the heavy stage subprocesses.
 test-fast: $(STAMP)

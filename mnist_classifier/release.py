@@ -52,7 +52,7 @@ def check_ready() -> None:
         )
     if _run("git", "diff", "--quiet", "HEAD", "--", ".dvc/config").returncode:
         raise PipelineError(".dvc/config has uncommitted changes: commit the remote first.")
-    if not _dvc("remote", "default").stdout.strip():
+    if _dvc("remote", "default").returncode:  # "No default remote set", exit 1
         raise PipelineError(
             "no default DVC remote: add and commit one (`dvc remote add -d store "
             "s3://bucket/path`; docs/team.md), so that a release can be fetched."
