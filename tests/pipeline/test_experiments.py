@@ -128,6 +128,11 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
     assert lines[2].strip("|").split("|")[0].strip() == best
     assert (proj / "reports" / "compare.png").stat().st_size > 0  # the spread figure beside it
 
+    # The pull-request report's table is the same: the failed run is not in it either.
+    report = run(proj, sys.executable, "-m", "mnist_classifier.report", "--base", "HEAD", env=env).stdout
+    table = report.split("## This run and the experiments (mean ± sd over seeds)\n", 1)[1]
+    assert table.strip().splitlines()[:4] == lines[:4], (lines, report)
+
 
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
