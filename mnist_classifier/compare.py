@@ -89,7 +89,12 @@ def spread(values: list[float]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
+    """A param as written: `-` where a run lacks it, and 30 for the 30.0 DVC's table gives."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _seed(value: Any) -> str:

@@ -55,12 +55,12 @@ def test_compare_shows_the_model_and_only_what_varies_within_a_model() -> None:
     from mnist_classifier.compare import table
 
     mlp = {"model": "mlp", "epochs": 20, "mlp.dropout": 0.05}
-    cnn = {"model": "cnn", "epochs": 30, "cnn.filters": "[16, 32]"}
+    cnn = {"model": "cnn", "epochs": 30.0, "cnn.filters": "[16, 32]"}  # DVC's table gives 30.0
     rows = [
         _exp("a", 0.97, 0.09, seed=1, **mlp),
         _exp("b", 0.98, 0.08, seed=2, **mlp),
         _exp("c", 0.99, 0.02, seed=1, **cnn),
-        _exp("d", 0.995, 0.01, seed=1, **{**cnn, "epochs": 40}),
+        _exp("d", 0.995, 0.01, seed=1, **{**cnn, "epochs": 40.0}),
     ]
     lines = table(rows, ["model", "seed", "epochs", "mlp.dropout", "cnn.filters"]).splitlines()
     assert lines[0] == "| model | epochs | runs | seeds | test accuracy | test loss |"
