@@ -1,7 +1,7 @@
 # Two commands for a fresh machine:
 #   make repro   create .venv from requirements.lock, run the whole DVC pipeline
 #   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
-# More: make params, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, compare, lint,
+# More: make params, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, tune, compare, lint,
 # format, bench, mutation, lock.
 # `make test` also installs Debian's chromium when missing (as root), for the browser tests.
 # Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
@@ -24,7 +24,7 @@ INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test browser test-fast mutation bench compare params predict serve release lint format lock venv clean
+.PHONY: repro test browser test-fast mutation bench compare params predict serve release tune lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -94,6 +94,12 @@ serve: $(STAMP)
 release: $(STAMP)
 	$(if $(VERSION),,$(error name the version: make release VERSION=1.2.0 [STAGE=prod]))
 	python -m mnist_classifier.release $(VERSION) $(if $(STAGE),--stage $(STAGE))
+
+# A search where every trial is a DVC experiment (the space: tune.yaml; docs/tuning.md).
+# make tune TRIALS=16 JOBS=2 [STORAGE=postgresql://user@host/db PUSH=origin STUDY=name]
+tune: $(STAMP)
+	python -m mnist_classifier.tune $(if $(TRIALS),--trials $(TRIALS)) $(if $(JOBS),--jobs $(JOBS)) \
+	    $(if $(STORAGE),--storage '$(STORAGE)') $(if $(PUSH),--push $(PUSH)) $(if $(STUDY),--study $(STUDY))
 
 # ruff, configured in pyproject.toml; `make test` runs the same checks.
 lint: $(STAMP)

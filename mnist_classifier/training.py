@@ -54,13 +54,34 @@ def epoch_logger(live: Live) -> keras.callbacks.Callback:
     return EpochLogger()
 
 
+def progress_writer(path: Path) -> keras.callbacks.Callback:
+    """Append each epoch's validation accuracy to `path` as a JSON line, as it ends.
+
+    `make tune` names the file (TRAIN_PROGRESS) and prunes hopeless trials from it while they
+    train; it is outside the stage's outputs, so it changes nothing DVC caches.
+    """
+    import json
+
+    import keras
+
+    class ProgressWriter(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            line = json.dumps({"epoch": epoch, "val_accuracy": float((logs or {})["val_accuracy"])})
+            with path.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    return ProgressWriter()
+
+
 def train(
     params: TrainParams,
     train_xy: tuple[np.ndarray, np.ndarray],
     val_xy: tuple[np.ndarray, np.ndarray],
     log_dir: Path | None = None,
+    progress: Path | None = None,
 ) -> keras.Model:
-    """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there."""
+    """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there, and with
+    progress, each epoch's validation accuracy is appended there too (see progress_writer)."""
     make_deterministic(params.seed)
     model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
     callbacks = []
@@ -73,6 +94,8 @@ def train(
 
         live = Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
         callbacks.append(epoch_logger(live))
+    if progress is not None:
+        callbacks.append(progress_writer(progress))
     model.fit(
         *train_xy,
         batch_size=params.batch_size,

@@ -2,10 +2,14 @@
 
 Reads data/processed/{train,val}.npz, logs per-epoch loss and accuracy with dvclive
 (reports/train/, shown by `dvc plots show`), and saves models/model.keras. Both outputs
-appear only when training finishes.
+appear only when training finishes. With TRAIN_PROGRESS=/path (set by `make tune`), each
+epoch's validation accuracy is also appended there as it ends, for pruning; no output changes.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from mnist_classifier.backend import limit_threads, use_keras_backend
 from mnist_classifier.cli import run_command, stage_paths
@@ -21,8 +25,11 @@ def main() -> None:
     use_keras_backend(params.backend)
     train_set = load_npz(args.data / "train.npz", ("x", "y"))
     val_set = load_npz(args.data / "val.npz", ("x", "y"))
+    progress = Path(os.environ["TRAIN_PROGRESS"]) if os.environ.get("TRAIN_PROGRESS") else None
     with atomic_output(args.log, directory=True) as log_tmp, atomic_output(args.model) as model_tmp:
-        model = train(params, (train_set["x"], train_set["y"]), (val_set["x"], val_set["y"]), log_tmp)
+        model = train(
+            params, (train_set["x"], train_set["y"]), (val_set["x"], val_set["y"]), log_tmp, progress
+        )
         model.save(model_tmp)
 
 

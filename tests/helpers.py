@@ -44,6 +44,7 @@ PROJECT_FILES = (
     "dvc.yaml",
     "params.yaml",
     "datasets.yaml",
+    "tune.yaml",
     ".dvc/config",
     ".dvcignore",
     ".gitignore",
