@@ -142,7 +142,7 @@ def _dimension(name: str, spec: Any, default: Any, at: _Where, where: str) -> Di
         for choice in choices:
             if not _same_type(choice, default):
                 raise at.error(
-                    f"{where}.choices", f"holds {choice!r}; every choice must be a {_type_name(default)}"
+                    f"{where}.choices", f"holds {choice!r}; every choice must be {_type_name(default)}"
                 )
         if len(set(map(repr, choices))) != len(choices):
             raise at.error(f"{where}.choices", f"repeats a value in {choices!r}")
@@ -160,7 +160,7 @@ def _dimension(name: str, spec: Any, default: Any, at: _Where, where: str) -> Di
                 f"{where}.{key}", f"is {value!r}; it must be {'an integer' if integral else 'a number'}"
             )
     if not (integral or isinstance(default, float)):
-        raise at.error(where, f"is a range, but the param is a {_type_name(default)}; give choices")
+        raise at.error(where, f"is a range, but the param takes {_type_name(default)}; give choices")
     if not isinstance(log, bool):
         raise at.error(f"{where}.log", f"is {log!r}; it must be true or false")
     if low >= high:
@@ -185,7 +185,7 @@ def _same_type(value: Any, default: Any) -> bool:
 def _type_name(default: Any) -> str:
     if isinstance(default, bool):
         return "true or false"
-    return {int: "integer", float: "number", str: "string"}.get(type(default), type(default).__name__)
+    return {int: "an integer", float: "a number", str: "a word"}.get(type(default), type(default).__name__)
 
 
 def _param(key: str, spec: Any, default: Any, at: _Where, where: str) -> Param:

