@@ -3,7 +3,8 @@
 #   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
 # More: make params, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, tune, compare, lint,
 # format, bench, mutation, lock.
-# `make test` also installs Debian's chromium when missing (as root), for the browser tests.
+# `make test` also installs Debian's chromium and postgresql when missing (as root), for the
+# browser tests and the shared-study tests.
 # Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
 # Installer: uv when it is on the PATH (several times faster), else pip; INSTALLER=pip forces pip.
 
@@ -24,7 +25,7 @@ INSTALLER ?= $(if $(shell command -v uv 2>/dev/null),uv,pip)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test browser test-fast mutation bench compare params predict serve release tune lint format lock venv clean
+.PHONY: repro test browser database test-fast mutation bench compare params predict serve release tune lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -45,7 +46,7 @@ endif
 repro: $(STAMP)
 	dvc repro
 
-test: $(STAMP) browser
+test: $(STAMP) browser database
 	python -m pytest
 
 # The page's tests drive Debian's Chromium (Playwright's own download cannot work offline):
@@ -62,6 +63,18 @@ browser:
 	    echo "make: the browser tests need Chromium: apt-get install chromium (as root), or CHROMIUM=/path/to/chromium" >&2; exit 1; \
 	  fi; \
 	  test -x "$(CHROMIUM)" || { echo "make: no Chromium at $(CHROMIUM); point CHROMIUM=/path/to/chromium" >&2; exit 1; }; }
+
+# The shared-study tests start a throwaway PostgreSQL server (initdb in a temp dir, 127.0.0.1):
+# Debian's postgresql is installed here when missing and this is a root shell with apt-get.
+database:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing Debian's postgresql for the shared-study tests" >&2; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null \
+	      || { echo "make: apt-get could not install postgresql; install PostgreSQL (initdb, pg_ctl) yourself" >&2; exit 1; }; \
+	  else \
+	    echo "make: the shared-study tests need PostgreSQL: apt-get install postgresql (as root)" >&2; exit 1; \
+	  fi; }
 
 # The inner loop: everything but the end-to-end DVC runs and the heavy stage subprocesses.
 test-fast: $(STAMP)

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mnist_classifier.cli import run_command
-from mnist_classifier.errors import PipelineError
+from mnist_classifier.errors import PipelineError, raise_if_interrupted
 from mnist_classifier.search_space import TUNE_FILE, Settings, load_settings, override
 
 if TYPE_CHECKING:
@@ -153,10 +153,20 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine["connect_args"] = {"connect_timeout": 10}
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-        )
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                )
+            except (IntegrityError, ProgrammingError):
+                # Two machines creating Optuna's tables at once in a new database: one of them
+                # loses the race (a duplicate type or table); the tables exist on the next try.
+                if attempt == 4:
+                    raise
+                time.sleep(1 + attempt)
     except ImportError:
         raise PipelineError(
             f"no database driver for {shown(url)}; this project ships psycopg for postgresql:// URLs."
@@ -364,6 +374,20 @@ def push(remote: str, name: str) -> str | None:
     return lines[-1] if lines else f"exit {proc.returncode}"
 
 
+@contextlib.contextmanager
+def interrupt_deferred():
+    """Hold Ctrl-C until the block ends: a trial asked of the study but not yet known as
+    running would be left RUNNING in the study by a KeyboardInterrupt in between."""
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
 @dataclass
 class Search:
     """One machine's part of a study: up to `jobs` trials at a time until `trials` have finished."""
@@ -466,7 +490,8 @@ class Search:
         try:
             while True:
                 if self.may_start():
-                    self.start()
+                    with interrupt_deferred():
+                        self.start()
                     continue
                 if not self.running:
                     break
@@ -475,6 +500,7 @@ class Search:
                     self.heartbeat()
                     beat = time.monotonic()
                 time.sleep(POLL_S)
+                raise_if_interrupted()  # a Ctrl-C that a finaliser swallowed
         except KeyboardInterrupt:
             self.stop("interrupted")
             raise PipelineError(
