@@ -155,13 +155,20 @@ def main() -> None:
             walls.append(wall)
             again = [t for t in trials_of(second, study) if t["state"] == "COMPLETE"]
             same = [(t["params"], t["value"]) for t in again] == [(t["params"], t["value"]) for t in trials]
-        results = (first / "reports" / "tune" / study / "results.md").read_text()
+        # One heading level down: the search's report sits inside this dated section.
+        results = (
+            (first / "reports" / "tune" / study / "results.md").read_text().replace("## Study", "#### Study")
+        )
         for figure in ("history.png", "importance.png"):
             shutil.copy(first / "reports" / "tune" / study / figure, ROOT / "docs" / f"tune-{figure}")
         pruned_row = ""
         if args.pruning:
             pruned_wall, pruned = search(work, "search-pruned", env, pruning=True)
-            pruned_results = (pruned / "reports" / "tune" / study / "results.md").read_text()
+            pruned_results = (
+                (pruned / "reports" / "tune" / study / "results.md")
+                .read_text()
+                .replace("## Study", "#### Study")
+            )
             states = [t["state"] for t in trials_of(pruned, study)]
             pruned_row = (
                 f"| n. The same search with `pruning: true` (median rule, 3 warm-up epochs) | – | "
