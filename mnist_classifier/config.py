@@ -42,10 +42,12 @@ class MlpConfig:
 class CnnConfig:
     """A small convnet (`model: cnn`, the `cnn:` block)."""
 
-    filters: tuple[int, ...] = (16, 32)  # one block per entry: conv3x3, batch norm, relu, max-pool
+    filters: tuple[int, ...] = (32, 64)  # one block per entry: convs x (conv3x3, BN, relu), max-pool
+    convs: int = 2  # 3x3 convolutions in each block
     dense_units: int = 128  # the dense layer after the blocks
     dropout: float = 0.25  # before and after that dense layer
     augment: bool = True  # random whole-pixel shifts of up to 10%, while training only
+    label_smoothing: float = 0.1  # share of each target spread over the other classes, in [0, 1)
 
 
 NETWORKS: dict[str, type] = {"mlp": MlpConfig, "cnn": CnnConfig}  # the `model` param's choices
@@ -193,9 +195,11 @@ def mlp_config(raw: dict[str, Any]) -> MlpConfig:
 def cnn_config(raw: dict[str, Any]) -> CnnConfig:
     return CnnConfig(
         filters=_units(raw, "cnn.filters", longest=MAX_CNN_BLOCKS),
+        convs=_int(raw, "cnn.convs"),
         dense_units=_int(raw, "cnn.dense_units"),
         dropout=_float(raw, "cnn.dropout", 0.0, 1.0, closed_low=True),
         augment=_bool(raw, "cnn.augment"),
+        label_smoothing=_float(raw, "cnn.label_smoothing", 0.0, 1.0, closed_low=True),
     )
 
 

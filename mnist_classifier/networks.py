@@ -38,8 +38,8 @@ def mlp(config: MlpConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
 def cnn(config: CnnConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
     """Keras' `mnist_convnet` example with batch normalisation and light augmentation.
 
-    Each `filters` entry is a block: 3x3 convolution, batch norm, relu, 2x2 max-pool. The
-    augmentation (random shifts) is active in training only.
+    Each `filters` entry is a block: `convs` times (3x3 convolution, batch norm, relu), then a
+    2x2 max-pool. The augmentation (random shifts) is active in training only.
     """
     import keras
     from keras import layers
@@ -54,9 +54,10 @@ def cnn(config: CnnConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
         # blurred the digits and cost accuracy (benchmarks/RESULTS.md, the CNN rows).
         model.add(layers.RandomTranslation(0.1, 0.1, fill_mode="constant", interpolation="nearest"))
     for filters in config.filters:
-        model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False))  # BN has the bias
-        model.add(layers.BatchNormalization())
-        model.add(layers.Activation("relu"))
+        for _ in range(config.convs):
+            model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False))  # BN has the bias
+            model.add(layers.BatchNormalization())
+            model.add(layers.Activation("relu"))
         model.add(layers.MaxPooling2D())
     model.add(layers.Flatten())
     model.add(layers.Dropout(config.dropout))
@@ -70,15 +71,20 @@ BUILDERS: dict[type, Callable] = {MlpConfig: mlp, CnnConfig: cnn}  # config type
 
 
 def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> keras.Model:
-    """The network params.network describes, compiled as the seed is (cross-entropy, accuracy)."""
+    """The network params.network describes, compiled as the seed is (cross-entropy, accuracy;
+    the CNN's targets smoothed by its `label_smoothing`)."""
     import keras
 
     model = BUILDERS[type(params.network)](params.network, n_inputs, n_classes)
     optimizer = keras.optimizers.get(
         {"class_name": params.optimizer, "config": {"learning_rate": params.learning_rate}}
     )
+    smoothing = params.network.label_smoothing if isinstance(params.network, CnnConfig) else 0.0
     model.compile(
-        loss="categorical_crossentropy",
+        # Label smoothing keeps the CNN from chasing certainty on its last, often ambiguous, digits.
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        if smoothing
+        else "categorical_crossentropy",
         optimizer=optimizer,
         metrics=["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION,

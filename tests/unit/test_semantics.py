@@ -75,7 +75,7 @@ def test_optimizer_and_learning_rate_reach_keras(model: str, name: str, keras_cl
 
 
 def test_the_cnn_params_shape_its_layers() -> None:
-    cnn = {"filters": [4, 6, 8], "dense_units": 9, "dropout": 0.25, "augment": True}
+    cnn = {"filters": [4, 6, 8], "convs": 1, "dense_units": 9, "dropout": 0.25, "augment": True}
     layers = _layers(networks.build_model(make_train_params("cnn", cnn=cnn), 784, 10))
     names = [name for name, _ in layers]
     assert names[:3] == ["Rescaling", "Reshape", "RandomTranslation"] and layers[1][1]["target_shape"] == (
