@@ -12,9 +12,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnist_classifier.experiments import experiment_exists, experiment_ref, test_accuracy
 from mnist_classifier.files import atomic_output
 from mnist_classifier.search_space import Settings
-from mnist_classifier.tune import experiment_exists, experiment_ref, test_accuracy
 
 if TYPE_CHECKING:
     import optuna
