@@ -298,7 +298,7 @@ def copy_project(dest: Path) -> Path:
 TINY = {
     "config": {"dataset": "tiny", "plot": {"samples": 4, "predictions": 4, "misclassified": 4}},
     "mlp": {"epochs": 2, "batch_size": 64},
-    "cnn": {"epochs": 1, "batch_size": 64, "cnn": {"filters": [4], "dense_units": 8}},
+    "cnn": {"epochs": 1, "batch_size": 64, "cnn": {"filters": [4], "convs": 1, "dense_units": 8}},
 }
 
 

@@ -100,7 +100,7 @@ def test_dvc_workflow(project: tuple[Path, dict[str, str]]) -> None:
     import keras
 
     layers = keras.models.load_model(proj / "models" / "model.keras").layers
-    assert sum(type(layer).__name__ == "Conv2D" for layer in layers) == 1  # the tiny CNN's one block
+    assert sum(type(layer).__name__ == "Conv2D" for layer in layers) == 1  # tiny: 1 block, 1 conv
     assert set(json.loads((proj / "reports" / "metrics.json").read_text())["test"]) >= {"accuracy", "loss"}
 
     # 8. The experiments table and the plots page work; both models are in the table.
