@@ -327,6 +327,9 @@ def interrupt_deferred():
     """Hold Ctrl-C until the block ends: a trial asked of the study but not yet known as
     running would be left RUNNING in the study by a KeyboardInterrupt in between."""
     caught: list[int] = []
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started as `cmd &` by a script: no Ctrl-C
+        yield
+        return
     previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
     try:
         yield

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import psutil
 import pytest
@@ -224,6 +225,12 @@ def wait_for_outcomes(
     raise AssertionError("no trial finished in time")
 
 
+def terminal_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it, even when pytest itself runs as
+    `cmd &` from a script (which makes SIGINT ignored, and the child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(tmp_path: Path) -> None:
     proj, mirror = tiny_project(tmp_path)
     env = tool_env(DATA_MIRROR=str(mirror))
@@ -234,7 +241,9 @@ def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(t
     cmd = [sys.executable, "-m", "mnist_classifier.tune", "--jobs", "2"]
 
     # Ctrl-C once the first trial has finished: the running one is stopped and marked cut.
-    proc = subprocess.Popen(cmd, cwd=proj, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=proj, env=env, stdout=PIPE, stderr=PIPE, text=True, preexec_fn=terminal_sigint
+    )
     wait_for_outcomes("cut", journal, 1, proc, starting=True)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -248,7 +257,9 @@ def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(t
 
     # kill -9 once one more has finished: nothing can clean up, so the next run does.
     done = len(kept)
-    proc = subprocess.Popen(cmd, cwd=proj, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=proj, env=env, stdout=PIPE, stderr=PIPE, text=True, preexec_fn=terminal_sigint
+    )
     wait_for_outcomes("cut", journal, done + 1, proc)
     before_kill = exp_refs(proj)
     orphans = {
