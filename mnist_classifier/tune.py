@@ -17,11 +17,12 @@ The objective is the validation accuracy the train stage logs (its last epoch, i
 reports/train/metrics.json); the test set never guides the search: its accuracy is read for
 the best trial only, in the report.
 
-Reproducible: trial N is drawn by a TPE sampler seeded with `seed + N`, from the trials
-numbered up to N - jobs (the results of later ones are held back until then), so the same
-study on the same machine with the same --jobs proposes the same trials, however the timings
-fall. Pruning, when on, judges a trial against whatever has finished at that moment, so a
-pruned search is not repeatable to the trial.
+Reproducible: trial N is drawn by a TPE sampler seeded with `seed + N` (its floats cut to 6
+significant digits, see sampler.py), from the trials numbered up to N - jobs (the results of
+later ones are held back until then), so the same study on the same machine with the same
+--jobs proposes the same trials, however the timings fall. Pruning, when on, judges a trial
+against whatever has finished at that moment, so a pruned search is not repeatable to the
+trial.
 
 Interruptions lose no finished trial: each one's result is in the study the moment it
 finishes (a user attribute, until it is told), Ctrl-C stops the running trials and marks them
@@ -231,17 +232,21 @@ class Running:
     pruned: bool = False
 
 
+def draw(study: optuna.Study, settings: Settings) -> tuple[optuna.Trial, dict[str, Any]]:
+    """Ask the study for a trial and draw its params."""
+    from mnist_classifier.sampler import ShortFloatTPE
+
+    trial = study.ask()
+    # Seeded by the trial's own number, so the same history gives the same proposal, on a resume
+    # too. Its number, not a count of trials taken before ask(): two machines that count at the
+    # same moment would draw the same params. TPE draws in suggest(), after this.
+    study.sampler = ShortFloatTPE(seed=settings.seed + trial.number, n_startup_trials=settings.startup_trials)
+    return trial, {param.key: param.suggest(trial) for param in settings.params}
+
+
 def start_trial(study: optuna.Study, settings: Settings, baseline: str, threads: int) -> Running:
     """Ask the study for a trial and start it as a DVC experiment in a temporary workspace."""
-    import optuna
-
-    # Seeded by the trial's number: the same history gives the same proposal, on a resume too.
-    number = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(
-        seed=settings.seed + number, n_startup_trials=settings.startup_trials
-    )
-    trial = study.ask()
-    values = {param.key: param.suggest(trial) for param in settings.params}
+    trial, values = draw(study, settings)
     name = f"{settings.study}-{trial.number}"
     for dirname in ("logs", "progress"):
         (STATE_DIR / dirname).mkdir(parents=True, exist_ok=True)

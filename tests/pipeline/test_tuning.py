@@ -331,8 +331,11 @@ def test_two_machines_share_one_study_and_a_third_applies_the_best_without_train
         study = load(f"shared-{storage}", url)
         completed = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
         assert len(completed) >= 4 and "RUNNING" not in states(study), states(study)
-        # Both machines worked on it, and no trial number ran twice.
+        # Both machines worked on it, no trial number ran twice, and no two trials got the
+        # same params (two machines asking at the same moment once drew the same ones).
         assert all("started" in out for out in outs), outs
+        drawn = [json.dumps(t.params, sort_keys=True) for t in completed]
+        assert len(set(drawn)) == len(drawn), drawn
         names = [t.user_attrs["experiment"] for t in completed]
         pushed = git(clones[2], "ls-remote", "origin", "refs/exps/*").split()
         assert sorted(names) == sorted(ref.rsplit("/", 1)[1] for ref in pushed[1::2])

@@ -136,3 +136,58 @@ def test_tune_refuses_bad_input_in_one_line_before_anything_trains(
     lines = proc.stderr.strip().splitlines()
     assert needle in lines[-1] and "Traceback" not in proc.stderr, proc.stderr
     assert not (project / ".tune").exists() and "Running stage" not in proc.stdout + proc.stderr
+
+
+def drawn(settings_path: Path, trials: int, storage: object = None) -> list[dict]:
+    """`trials` trials drawn by the search's own draw(), each told a made-up score (TPE then
+    models a history, not only its random start)."""
+    import optuna
+
+    from mnist_classifier.tune import draw
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = load_settings(settings_path, ROOT / "conf")
+    study = optuna.create_study(direction="maximize", storage=storage, study_name="s", load_if_exists=True)
+    out = []
+    for _ in range(trials):
+        trial, values = draw(study, settings)
+        study.tell(trial, trial.number % 7 / 7)
+        out.append(values)
+    return out
+
+
+SHORT_SPACE = {
+    "learning_rate": {"low": 1e-6, "high": 3e-4, "log": True},  # exponent form, where it broke
+    "mlp.dropout": {"low": 0.0, "high": 0.5},
+    "epochs": {"low": 1, "high": 3},
+}
+
+
+def test_drawn_floats_come_back_from_dvcs_yaml_unchanged_and_inside_their_bounds(tmp_path: Path) -> None:
+    # What `dvc exp run -S` does to a value: written to params.yaml, read back by DVC's
+    # round-trip YAML, written into dvc.lock, read by `dvc status`. A value that changes on the
+    # way makes the experiment look modified forever.
+    from dvc.utils.serialize._yaml import dumps_yaml, parse_yaml, parse_yaml_for_update
+
+    values = drawn(written(tmp_path, {"startup_trials": 5}, SHORT_SPACE), 60)
+    rates = [v["learning_rate"] for v in values]
+    assert len(set(rates)) == len(rates)  # drawn, not stuck
+    for value in values:
+        lock = dumps_yaml(parse_yaml_for_update(dumps_yaml(value), "params.yaml"))
+        assert parse_yaml(lock, "dvc.lock") == value
+        assert 1e-6 <= value["learning_rate"] <= 3e-4 and 0.0 <= value["mlp.dropout"] <= 0.5
+
+
+def test_a_trials_params_depend_on_its_number_not_on_which_machine_asks(tmp_path: Path) -> None:
+    # Machines taking turns on one shared study draw the trials one machine alone draws: the
+    # seed is seed + the trial's number. (That two machines asking at the same moment get
+    # different trials is the two-machine test's, in tests/pipeline/test_tuning.py.)
+    import optuna
+
+    path = written(tmp_path, {"startup_trials": 10}, SHORT_SPACE)
+    alone = drawn(path, 4)
+    backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.log"))
+    journal = optuna.storages.JournalStorage(backend)
+    shared = [drawn(path, 1, journal)[0] for _ in range(4)]  # a new Study object, as a second machine
+    assert shared == alone
+    assert len({v["learning_rate"] for v in alone}) == 4
