@@ -96,4 +96,4 @@ def test_compose_refuses_a_key_of_the_model_not_chosen_in_one_line() -> None:
         ]
         == 0.3
     )
-    assert default_params("cnn")["epochs"] == 15
+    assert default_params("cnn")["epochs"] == 20
