@@ -20,7 +20,8 @@ import yaml
 
 from tests.helpers import METRICS, MODEL, dvc, git, output, ran, run, set_params, tiny_project, tool_env
 
-pytestmark = pytest.mark.slow
+# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("experiments")]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ import yaml
 
 from tests.helpers import MODEL, ROOT, TRAIN_LOG, dvc, git, output, ran, tiny_project, tool_env
 
-pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
+# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("models")]  # real DVC runs and training subprocesses
 
 
 @pytest.fixture(scope="module")
