@@ -51,9 +51,8 @@ repro: $(STAMP)
 
 # -n auto: one pytest worker per core (pytest-xdist); the suite is mostly subprocesses that
 # each use one core: 785 s on two workers against 1443 s on one (2026-11-30, 2 cores).
-# --dist loadgroup: a module marked xdist_group stays on one worker, its fixtures built once.
 test: $(STAMP) browser database
-	python -m pytest -n auto --dist loadgroup
+	python -m pytest -n auto
 
 # The page's tests drive Debian's Chromium (Playwright's own download cannot work offline):
 # installed here when missing and this is a root shell with apt-get, else one line saying what to do.

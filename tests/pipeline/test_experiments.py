@@ -20,8 +20,7 @@ import yaml
 
 from tests.helpers import METRICS, MODEL, dvc, git, output, ran, run, set_params, tiny_project, tool_env
 
-# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("experiments")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

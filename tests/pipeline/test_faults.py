@@ -42,8 +42,7 @@ from tests.helpers import (
     write_dataset,
 )
 
-# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]  # real DVC runs and training subprocesses
+pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 
 # Big enough that preprocess spends ~0.2 s writing its outputs (a window to kill it in),
 # small enough that an epoch of the tiny network takes a fraction of a second.

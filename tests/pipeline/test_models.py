@@ -15,8 +15,7 @@ import yaml
 
 from tests.helpers import MODEL, ROOT, TRAIN_LOG, dvc, git, output, ran, tiny_project, tool_env
 
-# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("models")]  # real DVC runs and training subprocesses
+pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 
 
 @pytest.fixture(scope="module")

@@ -124,7 +124,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     return proj, env
 
 
-@pytest.mark.xdist_group("tune-base")  # one worker: `base` and its search made once
 def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on_validation(
     base: tuple[Path, dict[str, str]],
 ) -> None:
@@ -174,7 +173,6 @@ def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on
     assert "0 to go" in again and "started" not in again and f"dvc exp apply {best_name}" in again
 
 
-@pytest.mark.xdist_group("tune-base")  # one worker: `base` and its search made once
 def test_the_same_study_proposes_the_same_trials_and_reruns_them_from_the_run_cache(
     base: tuple[Path, dict[str, str]],
 ) -> None:
@@ -291,7 +289,6 @@ def s3() -> str:
         yield url
 
 
-@pytest.mark.xdist_group("tune-s3")  # one worker: one S3 server for both
 @pytest.mark.parametrize("storage", ["postgresql", "journal"])
 def test_two_machines_share_one_study_and_a_third_applies_the_best_without_training(
     tmp_path: Path, s3: str, storage: str

@@ -22,9 +22,6 @@ from tests.helpers import ROOT, copy_project, make_train_params, mnist_form, pho
 
 # --- the normaliser ----------------------------------------------------------------------------
 
-# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
-pytestmark = pytest.mark.xdist_group("predict")
-
 
 def test_a_dark_bar_on_paper_becomes_a_centred_20_pixel_bright_bar() -> None:
     """MNIST's definition, checked on a shape whose answer is known: a 100x50 dark block

@@ -22,9 +22,7 @@ from PIL import Image
 
 from tests.helpers import ROOT, served, stroke_model, stroke_picture
 
-# Slow: a server subprocess that loads Keras, and a browser. The group keeps this module on one
-# of `make test`'s workers, so its fixtures are built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
+pytestmark = pytest.mark.slow  # a server subprocess that loads Keras, and a browser
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "serve.png"  # the README's picture, refreshed by SAVE_SCREENSHOT=1

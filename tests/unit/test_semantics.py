@@ -25,9 +25,6 @@ from mnist_classifier.errors import PipelineError
 from stages import evaluate, preprocess, train
 from tests.helpers import FILE_NAMES, ROOT, default_params, make_train_params, synthetic_digits
 
-# The group keeps this module on one of `make test`'s workers, so its fixtures are built once.
-pytestmark = pytest.mark.xdist_group("semantics")
-
 
 def _load(processed: Path, split: str) -> dict[str, np.ndarray]:
     with np.load(processed / f"{split}.npz", allow_pickle=False) as d:
