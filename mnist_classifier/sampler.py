@@ -5,8 +5,8 @@ writes it to params.yaml, and DVC's round-trip YAML (ruamel) writes it back into
 6.466422717414561e-05: it truncates long mantissas in exponent form. The experiment then shows
 `train: changed deps: params.yaml: modified: learning_rate` forever, and a clone that applies
 it retrains instead of restoring it. 359 of 2,000 log-uniform draws between 1e-5 and 3e-4 did
-so (2026-11-30, ruamel.yaml 0.19.1). A float of 6 significant digits comes back as it went, and the study records the value
-that ran, not a neighbour of it.
+so (2026-11-30, ruamel.yaml 0.19.1). A float of 6 significant digits comes back as it went,
+and the study records the value that ran, not a neighbour of it.
 
 Imported by the search only: it imports Optuna.
 """

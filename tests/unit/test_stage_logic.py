@@ -78,7 +78,7 @@ def test_default_params_are_the_seed_model() -> None:
     assert config.preprocess_params(default_params()).dataset == "mnist"
     assert config.plot_params(default_params()).samples > 0
     cnn = config.train_params(default_params("cnn"))
-    assert (cnn.model, cnn.epochs, cnn.batch_size, cnn.lr_schedule) == ("cnn", 15, 128, "cosine")
+    assert (cnn.model, cnn.epochs, cnn.batch_size, cnn.lr_schedule) == ("cnn", 20, 128, "cosine")
     assert cnn.network == config.CnnConfig()  # the dataclass defaults are conf/model/cnn.yaml's
 
 
