@@ -26,6 +26,13 @@ def short_float(value: float, low: float, high: float) -> float:
     return min(max(float(f"{value:.{DIGITS}g}"), low), high)
 
 
+def _cut(value: Any, distribution: BaseDistribution) -> Any:
+    """A float draw made short; any other draw as it is."""
+    if isinstance(distribution, FloatDistribution):
+        return short_float(value, distribution.low, distribution.high)
+    return value
+
+
 class ShortFloatTPE(optuna.samplers.TPESampler):
     """TPE whose float draws are short enough to pass through params.yaml and dvc.lock intact.
 
@@ -40,11 +47,7 @@ class ShortFloatTPE(optuna.samplers.TPESampler):
         search_space: dict[str, BaseDistribution],
     ) -> dict[str, Any]:
         values = super().sample_relative(study, trial, search_space)
-        return {
-            name: short_float(value, dist.low, dist.high) if isinstance(dist, FloatDistribution) else value
-            for name, value in values.items()
-            for dist in [search_space[name]]
-        }
+        return {name: _cut(value, search_space[name]) for name, value in values.items()}
 
     def sample_independent(
         self,
@@ -54,6 +57,4 @@ class ShortFloatTPE(optuna.samplers.TPESampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         value = super().sample_independent(study, trial, param_name, param_distribution)
-        if isinstance(param_distribution, FloatDistribution):
-            return short_float(value, param_distribution.low, param_distribution.high)
-        return value
+        return _cut(value, param_distribution)
