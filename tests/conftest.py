@@ -1,7 +1,10 @@
-"""Fixtures shared by the unit and semantic tests."""
+"""Fixtures shared by the test modules."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ import yaml
 
 from mnist_classifier import catalogue
 from mnist_classifier.dataset import preprocess
-from tests.helpers import catalogue_entry, write_dataset
+from tests.helpers import build_baseline, catalogue_entry, write_dataset
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,24 @@ def processed(tiny_raw: tuple[Path, catalogue.Dataset]) -> Path:
     out = raw.parent / "processed"
     preprocess(dataset, raw, out, val_fraction=0.2, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project with its baseline run committed (build_baseline()), which the pipeline
+    modules start from by taking a copy (helpers.baseline_copy()): built once per session.
+    Under pytest-xdist the workers share one: whichever asks first builds it, under a lock in
+    the session's temporary root, and the others wait for it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        root = tmp_path_factory.mktemp("baseline")
+        build_baseline(root)
+        return root
+    shared = tmp_path_factory.getbasetemp().parent  # one per session, above each worker's own
+    root = shared / "baseline"
+    with open(shared / "baseline.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():  # absent, or a build that failed midway
+            shutil.rmtree(root, ignore_errors=True)
+            build_baseline(root)
+            (root / "built").touch()
+    return root

@@ -313,6 +313,22 @@ def tiny_project(tmp: Path) -> tuple[Path, Path]:
     return proj, tmp / "mirror"
 
 
+def build_baseline(root: Path) -> None:
+    """tiny_project() in root, with its baseline `dvc repro` committed (dvc.lock in git)."""
+    proj, mirror = tiny_project(root)
+    dvc(proj, "repro", env=tool_env(DATA_MIRROR=str(mirror), TRAIN_THREADS="1"))
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "tiny baseline")
+
+
+def baseline_copy(baseline: Path, dest: Path, **env: str) -> tuple[Path, dict[str, str]]:
+    """A copy of a build_baseline() root at dest, git repo, workspace and DVC cache all:
+    (its project, an environment whose DATA_MIRROR is its mirror, plus env). A copy takes a
+    second where the baseline's `dvc repro` takes 20 (each of a run's stages imports Keras)."""
+    shutil.copytree(baseline, dest, symlinks=True, ignore=shutil.ignore_patterns("built"))
+    return dest / "project", tool_env(DATA_MIRROR=str(dest / "mirror"), **env)
+
+
 def ran(output: str) -> set[str]:
     """The stages DVC's output says it ran."""
     return set(re.findall(r"Running stage '(\w+)'", output))

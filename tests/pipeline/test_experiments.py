@@ -18,20 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import METRICS, MODEL, dvc, git, output, ran, run, set_params, tiny_project, tool_env
+from tests.helpers import METRICS, MODEL, baseline_copy, dvc, git, output, ran, run, set_params
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def base(tmp_path_factory: pytest.TempPathFactory, tiny_baseline: Path) -> tuple[Path, dict[str, str]]:
     """A committed project with a tiny dataset and its baseline run (dvc.lock in git)."""
-    proj, mirror = tiny_project(tmp_path_factory.mktemp("exps"))
-    env = tool_env(DATA_MIRROR=str(mirror), TRAIN_THREADS="1")
-    dvc(proj, "repro", env=env)
-    git(proj, "add", "-A")
-    git(proj, "commit", "-qm", "tiny baseline")
-    return proj, env
+    return baseline_copy(tiny_baseline, tmp_path_factory.mktemp("exps") / "copy", TRAIN_THREADS="1")
 
 
 def dvc_out(proj: Path, env: dict[str, str], *args: str) -> str:

@@ -13,20 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MODEL, ROOT, TRAIN_LOG, dvc, git, output, ran, tiny_project, tool_env
+from tests.helpers import MODEL, ROOT, TRAIN_LOG, baseline_copy, dvc, output, ran
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def project(tmp_path_factory: pytest.TempPathFactory, tiny_baseline: Path) -> tuple[Path, dict[str, str]]:
     """A tiny project with its baseline run committed (dvc.lock in git)."""
-    proj, mirror = tiny_project(tmp_path_factory.mktemp("models"))
-    env = tool_env(DATA_MIRROR=str(mirror))
-    dvc(proj, "repro", env=env)
-    git(proj, "add", "-A")
-    git(proj, "commit", "-qm", "tiny baseline")
-    return proj, env
+    return baseline_copy(tiny_baseline, tmp_path_factory.mktemp("models") / "copy")
 
 
 def trained(proj: Path) -> tuple[str, int]:

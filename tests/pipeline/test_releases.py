@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MODEL, configure, dvc, git, output, run, served, tiny_project, tool_env
+from tests.helpers import MODEL, baseline_copy, configure, dvc, git, output, run, served
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 
@@ -28,13 +28,10 @@ def locked_md5(proj: Path, rev: str) -> str:
     return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == str(MODEL))
 
 
-def test_two_releases_are_fetched_back_by_version_and_stage(tmp_path: Path) -> None:
-    proj, mirror = tiny_project(tmp_path)
-    env = tool_env(DATA_MIRROR=str(mirror))
+def test_two_releases_are_fetched_back_by_version_and_stage(tmp_path: Path, tiny_baseline: Path) -> None:
+    proj, env = baseline_copy(tiny_baseline, tmp_path / "copy")
     dvc(proj, "remote", "add", "-d", "store", str(tmp_path / "dvc-store"), env=env)
-    dvc(proj, "repro", env=env)
-    git(proj, "add", "-A")
-    git(proj, "commit", "-qm", "tiny baseline, with a DVC remote")
+    git(proj, "commit", "-qam", "a DVC remote")
     assert "tagged mnist-classifier@v1.0.0" in release(proj, env, "1.0.0")
 
     configure(proj, mlp={"epochs": 3})  # a second model
@@ -77,12 +74,10 @@ def test_two_releases_are_fetched_back_by_version_and_stage(tmp_path: Path) -> N
     assert model == {"md5": locked_md5(proj, "mnist-classifier@v1.0.0"), "version": "v1.0.0"}
 
 
-def test_a_release_without_a_remote_or_with_a_bad_version_is_refused(tmp_path: Path) -> None:
-    proj, mirror = tiny_project(tmp_path)
-    env = tool_env(DATA_MIRROR=str(mirror))
-    dvc(proj, "repro", env=env)
-    git(proj, "add", "-A")
-    git(proj, "commit", "-qm", "tiny baseline")
+def test_a_release_without_a_remote_or_with_a_bad_version_is_refused(
+    tmp_path: Path, tiny_baseline: Path
+) -> None:
+    proj, env = baseline_copy(tiny_baseline, tmp_path / "copy")
     for args, words in ((["1.0.0"], "no default DVC remote"), (["one"], "is not MAJOR.MINOR.PATCH")):
         refused = release(proj, env, *args, check=False)
         assert refused.startswith("1\n") and words in refused and "Traceback" not in refused, refused
