@@ -50,9 +50,11 @@ repro: $(STAMP)
 	dvc repro
 
 # -n auto: one pytest worker per core (pytest-xdist); the suite is mostly subprocesses that
-# each use one core: 785 s on two workers against 1443 s on one (2026-11-30, 2 cores).
+# each use one core. --dist worksteal: a worker that runs out of tests takes queued ones from
+# the other, where load scheduling left one idle for the last 139 s. 500 s of tests on two
+# workers, 1443 s on one (2026-11-30, 2 cores; benchmarks/RESULTS.md).
 test: $(STAMP) browser database
-	python -m pytest -n auto
+	python -m pytest -n auto --dist worksteal
 
 # The page's tests drive Debian's Chromium (Playwright's own download cannot work offline):
 # installed here when missing and this is a root shell with apt-get, else one line saying what to do.
