@@ -15,7 +15,9 @@ def test_the_timeline_records_each_test_and_the_table_shows_busy_and_idle_time(t
     timeline = tmp_path / "timeline.jsonl"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "benchmarks.suite_timeline", "-p", "no:cacheprovider"]
     env = tool_env(TIMELINE_OUT=str(timeline))
-    env.pop("PYTEST_ADDOPTS", None)  # a run that records its own timeline must not record this one's
+    # A pytest of its own: not this run's options (its own timeline) nor its xdist worker's name.
+    for name in [n for n in env if n == "PYTEST_ADDOPTS" or n.startswith("PYTEST_XDIST")]:
+        del env[name]
     proc = subprocess.run([*cmd, str(suite)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(timeline.read_text().splitlines()) == 2
