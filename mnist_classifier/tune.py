@@ -330,7 +330,8 @@ def push(remote: str, name: str) -> str | None:
 @contextlib.contextmanager
 def interrupt_deferred():
     """Hold Ctrl-C until the block ends: a trial asked of the study but not yet known as
-    running would be left RUNNING in the study by a KeyboardInterrupt in between."""
+    running, or finished and no longer running but not yet held for telling, would be left
+    RUNNING in the study by a KeyboardInterrupt in between (CI's run caught the second)."""
     caught: list[int] = []
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started as `cmd &` by a script: no Ctrl-C
         yield
@@ -393,14 +394,17 @@ class Search:
             returncode = run.proc.poll()
             if returncode is None:
                 continue
-            del self.running[number]
-            outcome = outcome_of(run, returncode)
-            run.trial.set_user_attr("seconds", outcome["seconds"])
-            run.trial.set_user_attr("outcome", {k: outcome[k] for k in ("state", "value") if k in outcome})
-            self.held[number] = (run.trial, outcome)
-            print(
-                f"tune: trial {number} ({run.name}) {outcome['line']}, {outcome['seconds']:.0f} s", flush=True
-            )
+            with interrupt_deferred():  # moved from running to held whole, or Ctrl-C would lose it
+                del self.running[number]
+                outcome = outcome_of(run, returncode)
+                run.trial.set_user_attr("seconds", outcome["seconds"])
+                told = {k: outcome[k] for k in ("state", "value") if k in outcome}
+                run.trial.set_user_attr("outcome", told)
+                self.held[number] = (run.trial, outcome)
+                print(
+                    f"tune: trial {number} ({run.name}) {outcome['line']}, {outcome['seconds']:.0f} s",
+                    flush=True,
+                )
             if outcome["state"] == "FAIL":
                 self.failed_in_a_row, self.last_failure = self.failed_in_a_row + 1, outcome["line"]
                 if self.failed_in_a_row >= MAX_FAILED_IN_A_ROW:
