@@ -40,10 +40,16 @@ def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     modules start from by taking a copy (helpers.baseline_copy()): built once per session.
     Under pytest-xdist the workers share one: whichever asks first builds it, under a lock in
     the session's temporary root, and the others wait for it."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        root = tmp_path_factory.mktemp("baseline")
-        build_baseline(root)
-        return root
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base  # one per session
+    root = shared / "baseline"
+    with open(shared / "baseline.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():  # absent, or a build that failed midway
+            shutil.rmtree(root, ignore_errors=True)
+            build_baseline(root)
+            (root / "built").touch()
+    return root
     shared = tmp_path_factory.getbasetemp().parent  # one per session, above each worker's own
     root = shared / "baseline"
     with open(shared / "baseline.lock", "w") as lock:
