@@ -100,7 +100,7 @@ compare: $(STAMP)
 # params.yaml from conf/, as `dvc exp run` composes it (for a plain `dvc repro` after editing conf/).
 # Overrides as with -S: make params ARGS="model=cnn epochs=40"
 params: $(STAMP)
-	python -m mnist_classifier.config $(ARGS)
+	python -m mnist_classifier.composition $(ARGS)
 
 predict: $(STAMP)
 	$(if $(IMAGES),,$(error name the pictures: make predict IMAGES="my_seven.jpg other.png"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_classifier.cli import run_command
-from mnist_classifier.config import all_param_names
+from mnist_classifier.composition import all_param_names
 from mnist_classifier.errors import PipelineError
 
 METRICS = ("test.accuracy", "test.loss")

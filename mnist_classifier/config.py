@@ -1,13 +1,11 @@
-"""The params: composed from conf/ into params.yaml, read and validated in one place.
-
-`conf/config.yaml` holds the params every model shares, and `conf/model/<name>.yaml` each
-model's own (its epochs, batch size, learning rate and network block). `dvc exp run`
-composes them into params.yaml (DVC's Hydra support), so params.yaml holds only the chosen
-model's keys, and the train stage depends on exactly those. `make params` (`compose_params`)
-does the same composition for a plain `dvc repro`.
+"""The params as the stages read them: params.yaml, validated, one dataclass per stage.
 
 Each stage loads only the params it uses (the keys its `params:` list in dvc.yaml names),
 and a typo such as `-S epochs=ten` fails here in milliseconds, before any heavy import.
+Every stage but evaluate imports this module, so it is a dep of each of them: what only
+the tools use (composing conf/ into params.yaml, `make keep`, `make compare`'s param
+names) lives in mnist_classifier.composition, which no stage imports, so editing it
+reruns nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mnist_classifier.errors import PipelineError
-from mnist_classifier.files import atomic_output, load_yaml
+from mnist_classifier.files import load_yaml
 
 PARAMS_FILE = Path("params.yaml")
-CONF_DIR = Path("conf")
 
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "selu", "tanh", "sigmoid")
@@ -127,7 +124,41 @@ def _float(raw: dict[str, Any], key: str, low: float, high: float, closed_low: b
     if not ok:
         bracket = "[" if closed_low else "("
         raise _bad(key, value, f"a number in {bracket}{low:g}, {high:g})")
+    if not lock_keeps(value):
+        raise PipelineError(
+            f"{PARAMS_FILE}: `{key}` is {value!r}, more digits than DVC's dvc.lock keeps (it would "
+            f"store another number, and `dvc status` would call this stage changed after every run); "
+            f"write at most {LOCK_DIGITS} significant digits, e.g. `-S {key}={short_float(value)}`."
+        )
     return float(value)
+
+
+LOCK_DIGITS = 6  # significant digits that always survive dvc.lock; `make tune` cuts its floats to these
+
+
+def short_float(value: float, digits: int = LOCK_DIGITS) -> float:
+    """`value` cut to `digits` significant digits (6.466422717414563e-05 -> 6.46642e-05)."""
+    return float(f"{value:.{digits}g}")
+
+
+def lock_keeps(value: float) -> bool:
+    """Whether DVC writes `value` into dvc.lock unchanged.
+
+    DVC reads params.yaml with ruamel's round-trip loader and writes dvc.lock with its dumper,
+    which cuts a long mantissa in exponent form: `6.466422717414563e-05` comes back as
+    `...561e-05` (334 of 2,000 log-uniform draws in [1e-5, 3e-4], ruamel 0.19.1). The check is
+    that round trip itself, so it refuses nothing DVC keeps; a value of at most LOCK_DIGITS
+    significant digits (nearly every hand-typed one) is kept without asking ruamel.
+    """
+    if isinstance(value, int) or value == short_float(value):
+        return True
+    import io
+
+    from ruamel.yaml import YAML
+
+    text = io.StringIO()
+    YAML().dump(YAML().load(f"v: {value!r}\n"), text)  # read as DVC reads params, written as dvc.lock
+    return YAML(typ="safe").load(text.getvalue())["v"] == value
 
 
 def _choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
@@ -225,82 +256,3 @@ def plot_params(raw: dict[str, Any]) -> PlotParams:
         predictions=_int(raw, "plot.predictions"),
         misclassified=_int(raw, "plot.misclassified"),
     )
-
-
-def _composed(overrides: list[str] | tuple[str, ...], conf_dir: Path) -> Any:
-    """Hydra's composition of conf/ with the overrides, as an OmegaConf object."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(str(Path(conf_dir).resolve()), version_base=None):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
-        OmegaConf.resolve(cfg)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise PipelineError(f"{conf_dir}/: {str(exc).splitlines()[0]}") from None
-    return cfg
-
-
-def compose(overrides: list[str] | tuple[str, ...] = (), conf_dir: Path = CONF_DIR) -> dict[str, Any]:
-    """The params `dvc exp run -S ...` would write, composed from conf/ by Hydra as DVC does.
-
-    `compose(["model=cnn", "epochs=40"])` is the CNN's block with 40 epochs. An override
-    Hydra refuses (a key the chosen model lacks, an unknown model) is one clear line.
-    """
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(_composed(overrides, conf_dir))
-
-
-def write_params(
-    overrides: list[str] | tuple[str, ...] = (), conf_dir: Path = CONF_DIR, path: Path = PARAMS_FILE
-) -> None:
-    """Write params.yaml exactly as `dvc exp run` would (same composition, same YAML text),
-    atomically, so a later `dvc exp run` leaves no stray diff."""
-    from omegaconf import OmegaConf
-
-    text = OmegaConf.to_yaml(_composed(overrides, conf_dir))
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def flat_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
-    """The flattened keys of a params mapping (`plot.samples`), as DVC names its columns."""
-    names = []
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            names += flat_keys(value, f"{prefix}{key}.")
-        else:
-            names.append(prefix + key)
-    return names
-
-
-def all_param_names(conf_dir: Path = CONF_DIR) -> list[str]:
-    """Every param any model can have, each model's keys in conf/ order (for comparisons)."""
-    names: list[str] = []
-    for model in NETWORKS:
-        names += [n for n in flat_keys(compose([f"model={model}"], conf_dir)) if n not in names]
-    return names
-
-
-def main() -> None:
-    """`python -m mnist_classifier.config [OVERRIDE ...]` (`make params`): write params.yaml
-    from conf/, as `dvc exp run` does, for a plain `dvc repro`."""
-    import sys
-
-    write_params(sys.argv[1:])
-    print(f"params: wrote {PARAMS_FILE} from {CONF_DIR}/ ({' '.join(sys.argv[1:]) or 'defaults'})")
-
-
-def cli() -> None:
-    """The `mnist-params` console script."""
-    from mnist_classifier.cli import run_command
-
-    run_command("params", main)
-
-
-if __name__ == "__main__":
-    cli()

@@ -16,7 +16,7 @@ import sys
 
 from mnist_classifier.cli import run_command
 from mnist_classifier.compare import table
-from mnist_classifier.config import all_param_names
+from mnist_classifier.composition import all_param_names
 from mnist_classifier.errors import PipelineError
 
 FIGURES = ("training.png", "confusion_matrix.png", "misclassified.png")

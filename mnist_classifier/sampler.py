@@ -6,7 +6,8 @@ writes it to params.yaml, and DVC's round-trip YAML (ruamel) writes it back into
 `train: changed deps: params.yaml: modified: learning_rate` forever, and a clone that applies
 it retrains instead of restoring it. 359 of 2,000 log-uniform draws between 1e-5 and 3e-4 did
 so (2026-11-30, ruamel.yaml 0.19.1). A float of 6 significant digits comes back as it went,
-and the study records the value that ran, not a neighbour of it.
+and the study records the value that ran, not a neighbour of it. The cut is the one the stages
+ask of a hand-typed `-S` float (mnist_classifier.config.short_float), which they refuse otherwise.
 
 Imported by the search only: it imports Optuna.
 """
@@ -18,18 +19,18 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 
-DIGITS = 6
+from mnist_classifier.config import short_float
 
 
-def short_float(value: float, low: float, high: float) -> float:
-    """`value` to DIGITS significant digits, kept inside [low, high] (the bounds are as written)."""
-    return min(max(float(f"{value:.{DIGITS}g}"), low), high)
+def bounded_short_float(value: float, low: float, high: float) -> float:
+    """`value` cut as dvc.lock needs it, kept inside [low, high] (the bounds are as written)."""
+    return min(max(short_float(value), low), high)
 
 
 def _cut(value: Any, distribution: BaseDistribution) -> Any:
     """A float draw made short; any other draw as it is."""
     if isinstance(distribution, FloatDistribution):
-        return short_float(value, distribution.low, distribution.high)
+        return bounded_short_float(value, distribution.low, distribution.high)
     return value
 
 

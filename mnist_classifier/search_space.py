@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_classifier.config import NETWORKS, compose, flat_keys, train_params
+from mnist_classifier.composition import compose, flat_keys
+from mnist_classifier.config import NETWORKS, train_params
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import load_yaml
 

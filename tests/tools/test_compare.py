@@ -39,7 +39,7 @@ def test_compare_groups_by_everything_but_the_seed_best_first() -> None:
 
 def test_compare_with_one_group_says_only_the_seed_varies_and_with_none_says_what_to_do() -> None:
     from mnist_classifier.compare import table
-    from mnist_classifier.config import flat_keys
+    from mnist_classifier.composition import flat_keys
 
     assert flat_keys({"a": 1, "plot": {"samples": 2, "x": {"y": 3}}}) == ["a", "plot.samples", "plot.x.y"]
     text = table([_exp("a", 0.9, 0.3, seed=1), _exp("b", 0.8, 0.5, seed=2)], ["seed", "epochs"])
@@ -72,7 +72,7 @@ def test_compare_shows_the_model_and_only_what_varies_within_a_model() -> None:
 
 
 def test_the_param_columns_are_every_model_s_keys() -> None:
-    from mnist_classifier.config import all_param_names
+    from mnist_classifier.composition import all_param_names
 
     names = all_param_names(ROOT / "conf")
     assert {"model", "seed", "epochs", "mlp.hidden_units", "cnn.filters", "plot.samples"} <= set(names)

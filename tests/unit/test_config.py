@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_classifier import backend, config
+from mnist_classifier import backend, composition, config
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import load_yaml
 from tests.helpers import ROOT, default_params
@@ -88,12 +88,12 @@ def test_train_threads_above_one_on_jax_says_it_cannot_be_honoured(
 
 def test_compose_refuses_a_key_of_the_model_not_chosen_in_one_line() -> None:
     with pytest.raises(PipelineError, match=r"conf/: Could not override 'cnn.dropout'") as err:
-        config.compose(["cnn.dropout=0.3"], Path(config.__file__).parents[1] / "conf")
+        composition.compose(["cnn.dropout=0.3"], Path(config.__file__).parents[1] / "conf")
     assert "\n" not in str(err.value)
     assert (
-        config.compose(["model=cnn", "cnn.dropout=0.3"], Path(config.__file__).parents[1] / "conf")["cnn"][
-            "dropout"
-        ]
+        composition.compose(["model=cnn", "cnn.dropout=0.3"], Path(config.__file__).parents[1] / "conf")[
+            "cnn"
+        ]["dropout"]
         == 0.3
     )
     assert default_params("cnn")["epochs"] == 20
