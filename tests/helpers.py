@@ -126,7 +126,7 @@ def set_params(params_file: Path, **values: object) -> None:
 
 @cache
 def _composed(model: str) -> str:
-    from mnist_classifier.config import compose
+    from mnist_classifier.composition import compose
 
     return yaml.safe_dump(compose([f"model={model}"], ROOT / "conf"), sort_keys=False)
 
@@ -149,7 +149,7 @@ def configure(proj: Path, **files: dict) -> None:
     """Change the conf/ files of a project copy (`config={...}`, `mlp={...}`, `cnn={...}` for
     conf/config.yaml and conf/model/<name>.yaml), then compose params.yaml from them as
     `dvc exp run` would, so `dvc repro` and `dvc exp run` both see the change."""
-    from mnist_classifier.config import write_params
+    from mnist_classifier.composition import write_params
 
     for name, changes in files.items():
         path = proj / "conf" / ("config.yaml" if name == "config" else f"model/{name}.yaml")
@@ -382,7 +382,10 @@ def output(proc: subprocess.CompletedProcess) -> str:
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 VARS = {k: v for entry in DVC_YAML["vars"] for k, v in entry.items()}
-RAW, PROCESSED, MODEL = Path(VARS["raw"]), Path(VARS["processed"]), Path(VARS["model_file"])
+PROCESSED, MODEL = Path(VARS["processed"]), Path(VARS["model_file"])
+TINY_DATASET = "tiny"  # the synthetic dataset of tiny_project() and the stage-level tests
+RAW_ROOT = Path(VARS["raw"])  # fetch writes each dataset's files to RAW_ROOT/<dataset>
+RAW = RAW_ROOT / TINY_DATASET
 TRAIN_LOG, METRICS = Path(VARS["train_log"]), Path(VARS["metrics"])
 PREDICTIONS, PROBS, FIGURES = Path(VARS["predictions"]), Path(VARS["probs"]), Path(VARS["figures"])
 OUTPUTS = {
@@ -394,10 +397,11 @@ OUTPUTS = {
 }
 
 
-def stage_command(stage: str) -> list[str]:
-    """The stage's `cmd` from dvc.yaml with its ${vars} filled in: exactly what DVC runs."""
+def stage_command(stage: str, dataset: str = TINY_DATASET) -> list[str]:
+    """The stage's `cmd` from dvc.yaml with its ${vars} (and the `dataset` param) filled in:
+    exactly what DVC runs."""
     cmd = DVC_YAML["stages"][stage]["cmd"]
-    for key, value in VARS.items():
+    for key, value in {**VARS, "dataset": dataset}.items():
         cmd = cmd.replace("${" + key + "}", str(value))
     args = shlex.split(cmd)
     assert args[0] == "python"

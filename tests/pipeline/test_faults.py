@@ -27,6 +27,7 @@ from tests.helpers import (
     OUTPUTS,
     PROCESSED,
     RAW,
+    RAW_ROOT,
     ROOT,
     add_to_catalogue,
     catalogue_entry,
@@ -201,7 +202,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             stderr=subprocess.STDOUT,
         )
     try:
-        kills, data, logs = {}, faulty / RAW.parent, {s: base / f"kill-{s}.log" for s in OUTPUTS}
+        kills, data, logs = {}, faulty / RAW_ROOT.parent, {s: base / f"kill-{s}.log" for s in OUTPUTS}
         with http_mirror(base / "mirror", "slow") as slow:  # some bytes in, most still to come
             kills["fetch"] = repro_and_kill(
                 faulty,

@@ -27,13 +27,24 @@ PARAM_LOADERS = {
 }
 
 
+# What a stage reads of the chosen dataset's catalogue entry (datasets.yaml read as params):
+# fetch the files' names and checksums, preprocess those and the class names; never mirrors.
+CATALOGUE_PARAMS = {
+    "fetch": {"${catalogue}": ["${dataset}.files"]},
+    "preprocess": {"${catalogue}": ["${dataset}.files", "${dataset}.classes"]},
+}
+
+
 def _stages() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 @pytest.mark.parametrize("stage", ["fetch", "preprocess", "train", "evaluate", "plot"])
 def test_dvc_yaml_declares_exactly_the_params_each_stage_reads(stage: str) -> None:
-    declared = {p.split(".")[-1] for p in _stages()[stage].get("params", [])}
+    params = _stages()[stage].get("params", [])
+    declared = {p.split(".")[-1] for p in params if isinstance(p, str)}
+    from_catalogue = {k: v for p in params if isinstance(p, dict) for k, v in p.items()}
+    assert from_catalogue == CATALOGUE_PARAMS.get(stage, {})
     loader = PARAM_LOADERS.get(stage)
     read = set(loader.__dataclass_fields__) if loader else set()
     if "network" in read:  # the `model` param and the chosen model's own block (`${model}`)
@@ -84,7 +95,7 @@ def test_default_params_are_the_seed_model() -> None:
 
 def test_the_committed_params_yaml_is_the_composition_of_conf() -> None:
     """params.yaml is what `dvc exp run` would write from conf/, so it leaves no stray diff."""
-    from mnist_classifier.config import write_params
+    from mnist_classifier.composition import write_params
 
     assert yaml.safe_load((ROOT / "params.yaml").read_text()) == default_params()
     assert (ROOT / ".dvc" / "config").read_text().count("enabled = true") == 1  # [hydra]
