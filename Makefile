@@ -1,7 +1,7 @@
 # Two commands for a fresh machine:
 #   make repro   create .venv from requirements.lock, run the whole DVC pipeline
 #   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
-# More: make params, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, tune, compare, lint,
+# More: make params, keep NAME=<experiment>, dry ARGS="epochs=30", gc, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, tune, compare, lint,
 # format, bench, mutation, lock.
 # `make test` also installs Debian's chromium and postgresql when missing (as root), for the
 # browser tests and the shared-study tests.
@@ -27,7 +27,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test browser database test-fast mutation bench compare params predict serve release tune lint format lock venv clean
+.PHONY: repro test browser database test-fast mutation bench compare params keep dry gc predict serve release tune lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -101,6 +101,23 @@ compare: $(STAMP)
 # Overrides as with -S: make params ARGS="model=cnn epochs=40"
 params: $(STAMP)
 	python -m mnist_classifier.composition $(ARGS)
+
+# Keep an experiment: apply it, write its params into conf/ (so the next `dvc exp run` starts
+# from them, not from conf/'s old values), commit. NAME is passed as data, never as shell.
+keep: $(STAMP)
+	$(if $(NAME),,$(error name the experiment: make keep NAME=exp-1a2b3 (dvc exp show lists them)))
+	python -m mnist_classifier.workspace keep "$$KEEP_NAME"
+keep: export KEEP_NAME := $(NAME)
+
+# Which stages `dvc exp run -S ...` would rerun, running nothing:
+# make dry ARGS="epochs=30 model=cnn"
+dry: $(STAMP)
+	python -m mnist_classifier.workspace dry $$DRY_ARGS
+dry: export DRY_ARGS := $(ARGS)
+
+# Reclaim DVC cache space, keeping the workspace, every branch, tag (release) and experiment.
+gc: $(STAMP)
+	python -m mnist_classifier.workspace gc
 
 predict: $(STAMP)
 	$(if $(IMAGES),,$(error name the pictures: make predict IMAGES="my_seven.jpg other.png"))

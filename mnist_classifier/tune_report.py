@@ -118,10 +118,13 @@ def write_report(study: optuna.Study, settings: Settings, out: Path, pushed: str
         text.append(
             f"Best, on validation accuracy: trial {best.number}, experiment `{name}` ({best.value:.4f})."
         )
-        text.append("Make it the workspace (no training: its outputs come from the DVC cache):")
+        text.append(
+            "Keep it: the committed default, in conf/ too, where every later `dvc exp run` starts "
+            "(no training: its outputs come from the DVC cache):"
+        )
         text.append("")
         pull = f"dvc exp pull {pushed or 'origin'} {name} && " if not here or pushed else ""
-        text.append(f"    {pull}dvc exp apply {name}")
+        text.append(f"    {pull}make keep NAME={name}")
     out.mkdir(parents=True, exist_ok=True)
     drawn = figures(study, out)
     text += ["", "Figures: " + "; ".join(drawn)]

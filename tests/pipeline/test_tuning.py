@@ -151,11 +151,11 @@ def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on
     log = (proj / ".tune" / "logs" / "tiny-0.log").read_text()
     assert "Running stage 'train'" in log
 
-    # The report: the table, the best trial's test accuracy (its alone), the apply command, figures.
+    # The report: the table, the best trial's test accuracy (its alone), the keep command, figures.
     best = max(trials, key=lambda t: (t.value, -t.number))
     best_name = best.user_attrs["experiment"]
     results = (proj / "reports" / "tune" / "tiny" / "results.md").read_text()
-    assert f"dvc exp apply {best_name}" in results and results in out
+    assert f"make keep NAME={best_name}" in results and results in out
     best_test = rows[best_name]["metrics"]["reports/metrics.json"]["test"]["accuracy"]
     assert f"**{best_test:.4f}**" in results
     table = [line for line in results.splitlines() if line.startswith("| ") and "experiment" not in line]
@@ -168,7 +168,7 @@ def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on
 
     # `make tune` again, with nothing left to do: no trial runs, the report is printed again.
     again = tune(proj, env, "--jobs", "2").stdout
-    assert "0 to go" in again and "started" not in again and f"dvc exp apply {best_name}" in again
+    assert "0 to go" in again and "started" not in again and f"make keep NAME={best_name}" in again
 
 
 def test_the_same_study_proposes_the_same_trials_and_reruns_them_from_the_run_cache(
