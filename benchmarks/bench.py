@@ -270,10 +270,10 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
     rows = [
         (
             "a. Cold: `dvc repro` in a fresh clone / plain script",
-            "ratio ≤ 1.25",
+            "ratio ≤ 1.0",
             f"{spread(cold, n=True)}; dvc {spread(walls('cold_dvc'), '.1f')} s, "
             f"plain {spread(walls('cold_plain'), '.1f')} s",
-            verdict(statistics.median(cold) <= 1.25),
+            verdict(statistics.median(cold) <= 1.0),
         ),
         (
             "b. Iterate: `dvc exp run -S epochs=30` / plain `--epochs 30`",
@@ -423,7 +423,10 @@ def main() -> None:
             results.append(pair(Path(tmp), env, i))
         gflops = max(gflops, matmul_gflops())
     text = report(results, gflops, pairs, args.quick, load)
-    RESULTS.write_text(text)
+    # This report is the top of RESULTS.md; the dated sections below it (`## ...`) stay.
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    rest = old[old.index("\n## ") + 1 :] if "\n## " in old else ""
+    RESULTS.write_text(text.rstrip("\n") + "\n\n" + rest if rest else text)
     print(text)
 
 

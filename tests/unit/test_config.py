@@ -97,3 +97,59 @@ def test_compose_refuses_a_key_of_the_model_not_chosen_in_one_line() -> None:
         == 0.3
     )
     assert default_params("cnn")["epochs"] == 20
+
+
+# --- floats dvc.lock keeps, and params written back into conf/ (`make keep`) ----------------
+
+
+@pytest.mark.parametrize(
+    "value, kept",
+    [
+        (0.001, True),
+        (0.1, True),
+        (6.46642e-05, True),  # what make tune draws: 6 significant digits
+        (0.00123456789012345678, True),  # long, but not in exponent form: ruamel writes it whole
+        (6.466422717414563e-05, False),  # comes back from dvc.lock as ...561e-05
+        (5.186751380740319e-05, False),
+    ],
+)
+def test_a_float_is_accepted_exactly_when_dvc_lock_keeps_it(value: float, kept: bool) -> None:
+    assert config.lock_keeps(value) is kept
+    raw = default_params() | {"learning_rate": value}
+    if kept:
+        assert config.train_params(raw).learning_rate == value
+    else:
+        with pytest.raises(PipelineError, match=r"write at most 6 significant digits") as err:
+            config.train_params(raw)
+        assert f"-S learning_rate={config.short_float(value)}`" in str(err.value)
+        assert "\n" not in str(err.value) and config.lock_keeps(config.short_float(value))
+
+
+def test_keep_in_conf_writes_an_experiment_s_params_back_keeping_comments(tmp_path: Path) -> None:
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    params = composition.compose(["model=cnn", "epochs=3", "cnn.filters=[8,16]", "plot.samples=9"], conf)
+    changed = composition.keep_in_conf(params, conf)
+    assert sorted(p.name for p in changed) == ["cnn.yaml", "config.yaml"]
+    assert composition.compose(conf_dir=conf) == params  # every later run starts from them
+    text = (conf / "config.yaml").read_text()
+    assert "- model: cnn" in text and "# the working default" in text and "samples: 9 " in text
+    assert "epochs: 3" in (conf / "model" / "cnn.yaml").read_text()
+    assert (conf / "model" / "cnn.yaml").read_text().startswith("# @package _global_")
+    assert (conf / "model" / "mlp.yaml").read_text() == (ROOT / "conf" / "model" / "mlp.yaml").read_text()
+    assert composition.keep_in_conf(params, conf) == []  # already kept: nothing to write
+
+
+def test_keep_in_conf_refuses_a_key_conf_lacks_and_writes_nothing(tmp_path: Path) -> None:
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    params = composition.compose(conf_dir=conf) | {"warmup": 1}
+    with pytest.raises(PipelineError, match=r"warmup is in no file of .*conf/; add the key") as err:
+        composition.keep_in_conf(params, conf)
+    assert "\n" not in str(err.value)
+    for name in ("config.yaml", "model/mlp.yaml", "model/cnn.yaml"):
+        assert (conf / name).read_text() == (ROOT / "conf" / name).read_text()
