@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,9 @@ from tests.helpers import (
     baseline_copy,
     dvc,
     git,
+    output,
     postgres_server,
+    run,
     s3_server,
     tiny_project,
     tool_env,
@@ -123,7 +126,7 @@ def base(tmp_path_factory: pytest.TempPathFactory, tiny_baseline: Path) -> tuple
 
 
 def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on_validation(
-    base: tuple[Path, dict[str, str]],
+    base: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     proj, env = base
     out = tune(proj, env, "--jobs", "2").stdout
@@ -169,6 +172,17 @@ def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on
     # `make tune` again, with nothing left to do: no trial runs, the report is printed again.
     again = tune(proj, env, "--jobs", "2").stdout
     assert "0 to go" in again and "started" not in again and f"make keep NAME={best_name}" in again
+
+    # The printed command, in a copy (this module's later tests reuse the project): the best
+    # trial becomes conf/'s default and the committed baseline, with no stage run.
+    kept = tmp_path / "kept"
+    shutil.copytree(proj, kept, symlinks=True)
+    out = run(kept, sys.executable, "-m", "mnist_classifier.workspace", "keep", best_name, env=env).stdout
+    assert f"{best_name} is the default now" in out, out
+    from mnist_classifier.composition import compose
+
+    assert compose(conf_dir=kept / "conf") == rows[best_name]["params"]
+    assert "Data and pipelines are up to date" in output(dvc(kept, "status", env=env))
 
 
 def test_the_same_study_proposes_the_same_trials_and_reruns_them_from_the_run_cache(
