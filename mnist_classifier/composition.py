@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_classifier.config import NETWORKS, PARAMS_FILE
-from mnist_classifier.errors import PipelineError
+from mnist_classifier.errors import PipelineError, first_line
 from mnist_classifier.files import atomic_output
 
 CONF_DIR = Path("conf")
@@ -38,7 +38,7 @@ def _composed(overrides: list[str] | tuple[str, ...], conf_dir: Path) -> Any:
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
         OmegaConf.resolve(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise PipelineError(f"{conf_dir}/: {str(exc).splitlines()[0]}") from None
+        raise PipelineError(f"{conf_dir}/: {first_line(exc)}") from None
     return cfg
 
 

@@ -7,6 +7,14 @@ class PipelineError(Exception):
     """A problem the user can fix; its text is the whole message they see."""
 
 
+def first_line(exc: BaseException | str) -> str:
+    """An exception's message (or any text) as its first non-empty line; a message-less
+    exception as its type's name. Libraries' messages run to many lines of detail."""
+    text = str(exc)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+
+
 _interrupted = False
 
 

@@ -8,13 +8,13 @@ the workspace, so they work in a fresh clone that has only pulled the experiment
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mnist_classifier.errors import PipelineError
+from mnist_classifier.processes import checked, run
 
 
 def pipeline_path(name: str) -> Path:
@@ -31,13 +31,12 @@ def experiment_ref(baseline: str, name: str) -> str:
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    """`git <args>`'s output, stripped; a PipelineError naming git's error when it fails."""
+    return checked(run("git", *args), f"`git {' '.join(args)}`").strip()
 
 
 def experiment_exists(ref: str) -> bool:
-    return (
-        subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], capture_output=True).returncode == 0
-    )
+    return run("git", "rev-parse", "--verify", "--quiet", ref).returncode == 0
 
 
 def read_metric(ref: str, path: Path, keys: tuple[str, ...]) -> float | None:

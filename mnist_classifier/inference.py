@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_classifier.backend import use_keras_backend
-from mnist_classifier.errors import PipelineError
+from mnist_classifier.errors import PipelineError, first_line
 
 INFERENCE_BACKEND = "numpy"
 
@@ -37,7 +37,8 @@ def load_model(path: Path) -> Any:
 
 
 def _first_line(exc: Exception, limit: int = 200) -> str:
-    """An exception as one short line: Keras' messages run to many lines of config dumps."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """An exception as one short line with its type: Keras' messages run to many lines of
+    config dumps."""
+    line = first_line(exc)
+    text = f"{type(exc).__name__}: {line}" if line != type(exc).__name__ else line
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -19,40 +19,31 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
-import sys
 
 from mnist_classifier.cli import run_command
-from mnist_classifier.errors import PipelineError
+from mnist_classifier.errors import PipelineError, first_line
+from mnist_classifier.processes import checked, run
 
 ARTIFACT = "mnist-classifier"  # its name under `artifacts:` in dvc.yaml
 SEMVER = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True)
-
-
-def _dvc(*args: str) -> subprocess.CompletedProcess:
-    return _run(sys.executable, "-m", "dvc", *args)
-
-
 def check_ready() -> None:
     """Refuse, with what to do, anything that would make the release unfetchable or wrong."""
-    if _run("git", "status", "--porcelain", "--", "dvc.lock", "dvc.yaml", "params.yaml").stdout.strip():
+    if run("git", "status", "--porcelain", "--", "dvc.lock", "dvc.yaml", "params.yaml").stdout.strip():
         raise PipelineError(
             "dvc.lock, dvc.yaml or params.yaml has uncommitted changes: commit them "
             "first, so the release's commit pins this model."
         )
-    status = _dvc("status", "train", "--json")
+    status = run("dvc", "status", "train", "--json")
     if status.returncode or status.stdout.strip() not in ("{}", ""):
         raise PipelineError(
             "the model is not the one dvc.lock pins (`dvc status train` shows changes): "
             "`dvc repro` and commit, or `dvc checkout`, first."
         )
-    if _run("git", "diff", "--quiet", "HEAD", "--", ".dvc/config").returncode:
+    if run("git", "diff", "--quiet", "HEAD", "--", ".dvc/config").returncode:
         raise PipelineError(".dvc/config has uncommitted changes: commit the remote first.")
-    if _dvc("remote", "default").returncode:  # "No default remote set", exit 1
+    if run("dvc", "remote", "default").returncode:  # "No default remote set", exit 1
         raise PipelineError(
             "no default DVC remote: add and commit one (`dvc remote add -d store "
             "s3://bucket/path`; docs/team.md), so that a release can be fetched."
@@ -69,10 +60,7 @@ def release(version: str, stage: str | None, push: bool) -> list[str]:
     version = version if version.startswith("v") else f"v{version}"
     check_ready()
     if push:
-        pushed = _dvc("push", "train")
-        if pushed.returncode:
-            lines = (pushed.stderr or pushed.stdout).strip().splitlines()
-            raise PipelineError(f"`dvc push train` failed: {lines[-1] if lines else 'no output'}")
+        checked(run("dvc", "push", "train"), "`dvc push train`")
     tags = [f"{ARTIFACT}@{version}"]
     try:
         register(".", ARTIFACT, "HEAD", version=version, message=f"{ARTIFACT} {version}")
@@ -80,7 +68,7 @@ def release(version: str, stage: str | None, push: bool) -> list[str]:
             assign(".", ARTIFACT, stage, version=version, message=f"{ARTIFACT} {version} to {stage}")
             tags.append(f"{ARTIFACT}#{stage}")
     except GTOException as exc:
-        raise PipelineError(f"gto refused: {str(exc).splitlines()[0]}") from None
+        raise PipelineError(f"gto refused: {first_line(exc)}") from None
     return tags
 
 

@@ -11,24 +11,19 @@ experiments DVC knows here, and where to see the figures. The GitHub Actions wor
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 from mnist_classifier.cli import run_command
 from mnist_classifier.compare import table
 from mnist_classifier.composition import all_param_names
 from mnist_classifier.errors import PipelineError
+from mnist_classifier.processes import checked, run
 
 FIGURES = ("training.png", "confusion_matrix.png", "misclassified.png")
 
 
 def dvc_md(*args: str) -> str:
     """A `dvc ... --md` table; DVC's own error, as one line, when it fails."""
-    # This interpreter's DVC, not whatever `dvc` the PATH holds (or lacks, outside the venv).
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args, "--md"], capture_output=True, text=True)
-    if proc.returncode:
-        raise PipelineError(f"`dvc {' '.join(args)}` failed: {proc.stderr.strip().splitlines()[-1]}")
-    return proc.stdout.strip() or "No changes."
+    return checked(run("dvc", *args, "--md"), f"`dvc {' '.join(args)}`").strip() or "No changes."
 
 
 FETCH_EXPERIMENTS = (

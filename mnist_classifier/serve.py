@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from mnist_classifier.cli import run_command
-from mnist_classifier.errors import PipelineError
+from mnist_classifier.errors import PipelineError, first_line
+from mnist_classifier.release import ARTIFACT
 
 MAX_BYTES = 5 * 1024 * 1024  # a request body: a phone photo fits, a video does not
 # A body over the limit is read to its end (and dropped) up to this much, so the client, still
@@ -87,13 +88,13 @@ def released_model(rev: str, repo: str, into: Path) -> tuple[Path, str]:
 
     for query in ({"version": rev}, {"stage": rev}):
         try:
-            found = dvc.api.artifacts_show("mnist-classifier", repo=repo, **query)
+            found = dvc.api.artifacts_show(ARTIFACT, repo=repo, **query)
             break
         except DvcException:
             continue
     else:
         raise PipelineError(
-            f"no release {rev!r} of mnist-classifier in {repo}; `gto show mnist-classifier` lists "
+            f"no release {rev!r} of {ARTIFACT} in {repo}; `gto show {ARTIFACT}` lists "
             "them, `make release VERSION=...` makes one."
         )
     target = into / "model.keras"
@@ -102,7 +103,7 @@ def released_model(rev: str, repo: str, into: Path) -> tuple[Path, str]:
             target.write_bytes(src.read())
     except DvcException as exc:
         raise PipelineError(
-            f"release {rev!r}: its model could not be fetched ({str(exc).splitlines()[0]}); "
+            f"release {rev!r}: its model could not be fetched ({first_line(exc)}); "
             "was it pushed (`dvc push`)?"
         ) from None
     return target, rev

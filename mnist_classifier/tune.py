@@ -49,8 +49,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnist_classifier import processes
 from mnist_classifier.cli import run_command
-from mnist_classifier.errors import PipelineError, raise_if_interrupted
+from mnist_classifier.errors import PipelineError, first_line, raise_if_interrupted
 from mnist_classifier.experiments import experiment_ref, git, validation_accuracy
 from mnist_classifier.search_space import TUNE_FILE, Settings, load_settings, override
 
@@ -121,9 +122,8 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
             f"no database driver for {shown(url)}; this project ships psycopg for postgresql:// URLs."
         ) from None
     except Exception as exc:  # SQLAlchemy's errors: a wrong URL, a server down, a refused login
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(
-            f"cannot open the study's storage {shown(url)}: {first}. Check --storage / STORAGE=."
+            f"cannot open the study's storage {shown(url)}: {first_line(exc)}. Check --storage / STORAGE=."
         ) from None
 
 
@@ -146,7 +146,7 @@ def open_study(settings: Settings, storage: optuna.storages.BaseStorage) -> optu
             pruner=pruner,
         )
     except Exception as exc:
-        raise PipelineError(f"cannot open study {settings.study!r}: {str(exc).splitlines()[0]}") from None
+        raise PipelineError(f"cannot open study {settings.study!r}: {first_line(exc)}") from None
     model = study.user_attrs.get("model")
     if model is None:
         study.set_user_attr("model", settings.model)
@@ -317,14 +317,12 @@ def outcome_of(run: Running, returncode: int) -> dict[str, Any]:
 
 def push(remote: str, name: str) -> str | None:
     """Send an experiment, its outputs and the run cache to the git and DVC remotes; None when done."""
-    cmd = [sys.executable, "-m", "dvc", "exp", "push", "--run-cache", remote, name]
     for attempt in range(3):  # DVC's lock may be held for a moment by a trial starting
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = processes.run("dvc", "exp", "push", "--run-cache", remote, name)
         if proc.returncode == 0:
             return None
         time.sleep(2 * (attempt + 1))
-    lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.strip()]
-    return lines[-1] if lines else f"exit {proc.returncode}"
+    return processes.error_line(proc)
 
 
 @contextlib.contextmanager
@@ -524,10 +522,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = replace(settings, study=args.study)
         load_settings_name_check(settings.study)
     trials = args.trials or settings.trials
-    if (
-        not Path("dvc.yaml").is_file()
-        or subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True).returncode
-    ):
+    if not Path("dvc.yaml").is_file() or processes.run("git", "rev-parse", "HEAD").returncode:
         raise PipelineError("run this from the project's root, in a git repo with at least one commit.")
     storage = open_storage(args.storage)
     study = open_study(settings, storage)

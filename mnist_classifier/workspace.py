@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,25 +35,10 @@ from mnist_classifier.config import PARAMS_FILE, read_params
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.experiments import pipeline_path
 from mnist_classifier.files import atomic_output
+from mnist_classifier.processes import checked, run
 
 # `dvc gc`'s scope for `make gc`: everything a person may still apply, pull or release.
 GC_KEEP = ("--workspace", "--all-branches", "--all-tags", "--all-experiments")
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    """Run git or dvc (as this interpreter's module), capturing its output."""
-    cmd = [sys.executable, "-m", "dvc", *args[1:]] if args[0] == "dvc" else list(args)
-    return subprocess.run(cmd, capture_output=True, text=True)
-
-
-def _check(proc: subprocess.CompletedProcess, what: str) -> str:
-    """proc's stdout, or one line naming what failed and DVC's or git's own first error line."""
-    if proc.returncode == 0:
-        return proc.stdout
-    lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith(("ERROR", "error", "fatal"))]
-    error = (errors or lines or [""])[0]
-    raise PipelineError(f"{what} failed: {error or f'exit {proc.returncode}'}")
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -82,7 +65,7 @@ def keep(name: str) -> str:
     # What the last `dvc exp run` leaves in the workspace is in its experiment already, and
     # `dvc exp apply` replaces it; any other change would be swept into the commit, or lost.
     results = {str(PARAMS_FILE), "dvc.lock", str(pipeline_path("metrics"))}
-    status = _check(_run("git", "status", "--porcelain", "--untracked-files=no"), "git status")
+    status = checked(run("git", "status", "--porcelain", "--untracked-files=no"), "git status")
     dirty = [line[3:] for line in status.splitlines() if line[3:] not in results]
     if dirty:
         raise PipelineError(
@@ -90,18 +73,18 @@ def keep(name: str) -> str:
             f"them first, so that keeping {name} commits nothing else."
         )
     before = compose()
-    _check(_run("dvc", "exp", "apply", name), f"`dvc exp apply {name}`")
+    checked(run("dvc", "exp", "apply", name), f"`dvc exp apply {name}`")
     params = read_params()
     changed_files = keep_in_conf(params)
     if PARAMS_FILE.read_text(encoding="utf-8") != params_text():  # the same values, Hydra's text
         with atomic_output(PARAMS_FILE) as tmp:
             tmp.write_text(params_text(), encoding="utf-8")
     changes = _changed(before, params)
-    _check(_run("git", "add", "--", str(CONF_DIR), str(PARAMS_FILE)), "git add")
-    _check(_run("git", "add", "-u"), "git add")
+    checked(run("git", "add", "--", str(CONF_DIR), str(PARAMS_FILE)), "git add")
+    checked(run("git", "add", "-u"), "git add")
     summary = " ".join(changes) or "the same params as before"
-    _check(_run("git", "commit", "-q", "-m", f"keep {name}: {summary}"), "git commit")
-    sha = _check(_run("git", "rev-parse", "--short", "HEAD"), "git rev-parse").strip()
+    checked(run("git", "commit", "-q", "-m", f"keep {name}: {summary}"), "git commit")
+    sha = checked(run("git", "rev-parse", "--short", "HEAD"), "git rev-parse").strip()
     where = ", ".join(str(p) for p in changed_files) or f"{CONF_DIR}/ (already these params)"
     return (
         f"keep: {name} is the default now ({summary}), committed as {sha}: {where}, "
@@ -154,7 +137,7 @@ def dry(overrides: list[str]) -> str:
     """What `dvc exp run -S <overrides>` would rerun, as text; runs no stage."""
     params = compose(overrides)
     with params_swapped(params_text(overrides)):
-        status = json.loads(_check(_run("dvc", "status", "--json"), "`dvc status`") or "{}")
+        status = json.loads(checked(run("dvc", "status", "--json"), "`dvc status`") or "{}")
     graph = _stage_graph(params)
     rerun: list[str] = []
     for stage in graph:  # dvc.yaml's order is the pipeline's order
@@ -194,7 +177,7 @@ def _cache_size() -> int:
 def gc() -> str:
     """`dvc gc` keeping the workspace, branches, tags and experiments; return what to print."""
     before = _cache_size()
-    _check(_run("dvc", "gc", *GC_KEEP, "--force"), "`dvc gc`")
+    checked(run("dvc", "gc", *GC_KEEP, "--force"), "`dvc gc`")
     after = _cache_size()
     return (
         f"gc: DVC's cache {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB; kept what the workspace, "

@@ -50,15 +50,6 @@ def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
             build_baseline(root)
             (root / "built").touch()
     return root
-    shared = tmp_path_factory.getbasetemp().parent  # one per session, above each worker's own
-    root = shared / "baseline"
-    with open(shared / "baseline.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / "built").exists():  # absent, or a build that failed midway
-            shutil.rmtree(root, ignore_errors=True)
-            build_baseline(root)
-            (root / "built").touch()
-    return root
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
