@@ -20,6 +20,7 @@ from typing import Any
 from mnist_classifier.cli import run_command
 from mnist_classifier.composition import all_param_names
 from mnist_classifier.errors import PipelineError
+from mnist_classifier.tables import markdown_table
 
 METRICS = ("test.accuracy", "test.loss")
 FIGURE = Path("reports/compare.png")
@@ -142,7 +143,7 @@ def table(rows: list[dict[str, Any]], params: list[str], workspace: bool = False
         )
     names = varying(grouped)
     header = [*names, "runs", "seeds", "test accuracy", "test loss"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for key in ranked(grouped):
         runs = grouped[key]
         seeds = ", ".join(
@@ -150,10 +151,9 @@ def table(rows: list[dict[str, Any]], params: list[str], workspace: bool = False
         )
         cells = [_cell(dict(key)[name]) for name in names]
         cells += [str(len(runs)), seeds, *(spread([r[m] for r in runs]) for m in METRICS)]
-        lines.append("| " + " | ".join(cells) + " |")
-    if not names:
-        lines.append("\nAll experiments share their params but the seed.")
-    return "\n".join(lines)
+        rows.append(cells)
+    text = markdown_table(header, rows)
+    return text + "\n\nAll experiments share their params but the seed." if not names else text
 
 
 def figure(rows: list[dict[str, Any]], params: list[str], path: Path) -> None:

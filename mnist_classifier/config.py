@@ -102,10 +102,19 @@ def _get(raw: dict[str, Any], key: str) -> Any:
     return node
 
 
-def _bad(key: str, value: Any, expected: str) -> PipelineError:
-    return PipelineError(
-        f"{PARAMS_FILE}: `{key}` is {value!r}; it must be {expected}. Fix conf/ or your `-S {key}=...`."
-    )
+class BadParamError(PipelineError):
+    """A param's value the stages refuse; `expected` says what it must be (make tune's space
+    check quotes it for a bound the stage would refuse)."""
+
+    def __init__(self, key: str, value: Any, expected: str) -> None:
+        super().__init__(
+            f"{PARAMS_FILE}: `{key}` is {value!r}; it must be {expected}. Fix conf/ or your `-S {key}=...`."
+        )
+        self.key, self.value, self.expected = key, value, expected
+
+
+def _bad(key: str, value: Any, expected: str) -> BadParamError:
+    return BadParamError(key, value, expected)
 
 
 def _int(raw: dict[str, Any], key: str, minimum: int = 1) -> int:

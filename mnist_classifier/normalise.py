@@ -45,6 +45,11 @@ ORIENTATION = {
 }
 
 
+class PictureTooLargeError(PipelineError):
+    """A picture refused for its size (over a server's side limit, or Pillow's bomb limit):
+    serve answers 413 for it, 422 for any other unreadable picture."""
+
+
 @dataclass
 class Picture:
     """A picture as read: greyscale in [0, 1], or its opacity when that is where the ink is."""
@@ -141,7 +146,7 @@ def read_image(source: Path | BinaryIO, name: str | None = None, max_side: int |
                         f"{path}: the picture is {im.width}x{im.height} pixels, too small to hold a digit."
                     )
                 if max_side and max(im.size) > max_side:
-                    raise PipelineError(
+                    raise PictureTooLargeError(
                         f"{path}: the picture is {im.width}x{im.height} pixels; at most {max_side} "
                         "a side is taken: scale it down."
                     )
@@ -153,7 +158,7 @@ def read_image(source: Path | BinaryIO, name: str | None = None, max_side: int |
     except IsADirectoryError:
         raise PipelineError(f"{path}: a directory, not a picture.") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise PipelineError(
+        raise PictureTooLargeError(
             f"{path}: refused: the picture claims more pixels than Pillow's "
             "decompression-bomb limit; scale it down first."
         ) from None

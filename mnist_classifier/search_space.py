@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_classifier.composition import compose, flat_keys
-from mnist_classifier.config import NETWORKS, train_params
+from mnist_classifier.config import NETWORKS, BadParamError, train_params
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import load_yaml
 
@@ -282,8 +282,8 @@ def _check_against_stage(settings: Settings, defaults: dict[str, Any], at: _Wher
         for value in param.extremes():
             try:
                 train_params(with_values(defaults, {param.key: value}))
-            except PipelineError as exc:
-                reason = str(exc).split("; ", 1)[-1].split(". Fix", 1)[0]
+            except BadParamError as exc:
+                reason = f"it must be {exc.expected}"
                 raise at.error(
                     f"space.{settings.model}.{param.key}",
                     f"allows {value!r}, which the train stage refuses: {reason}",

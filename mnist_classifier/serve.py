@@ -35,6 +35,7 @@ import numpy as np
 
 from mnist_classifier.cli import run_command
 from mnist_classifier.errors import PipelineError, first_line
+from mnist_classifier.normalise import PictureTooLargeError
 from mnist_classifier.release import ARTIFACT
 
 MAX_BYTES = 5 * 1024 * 1024  # a request body: a phone photo fits, a video does not
@@ -167,10 +168,10 @@ def create_app(classifier: Classifier) -> Any:
             return error(400, "the body is empty: send the picture's bytes.")
         try:
             answer = await run_in_threadpool(classifier.predict, bytes(body))
+        except PictureTooLargeError as exc:
+            return error(413, str(exc))
         except PipelineError as exc:
-            text = str(exc)
-            status = 413 if ("decompression-bomb" in text or "a side is taken" in text) else 422
-            return error(status, text)
+            return error(422, str(exc))
         return JSONResponse(answer)
 
     return Starlette(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mnist_classifier.experiments import experiment_exists, experiment_ref, test_accuracy
 from mnist_classifier.files import atomic_output
 from mnist_classifier.search_space import Settings
+from mnist_classifier.tables import markdown_table
 
 if TYPE_CHECKING:
     import optuna
@@ -64,11 +65,6 @@ def trial_rows(study: optuna.Study, settings: Settings) -> tuple[list[str], list
     return header, rows, best
 
 
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def figures(study: optuna.Study, out: Path) -> list[str]:
     """Optuna's optimisation history and param importances as PNGs; what was drawn, or why not."""
     import matplotlib
@@ -107,7 +103,7 @@ def write_report(study: optuna.Study, settings: Settings, out: Path, pushed: str
     text = [
         f"## Study `{settings.study}` ({settings.model}): {len(rows)} trials",
         "",
-        markdown(header, rows),
+        markdown_table(header, rows),
         "",
     ]
     if best is None:
