@@ -389,7 +389,8 @@ def test_train_rejects_params_before_importing_tensorflow(project: Path) -> None
         "try:\n"
         "    train_params(read_params())\n"
         "except Exception as exc:\n"
-        "    print('raised', type(exc).__name__)\n"
+        "    from mnist_classifier.errors import PipelineError\n"
+        "    print('raised', 'PipelineError' if isinstance(exc, PipelineError) else type(exc).__name__)\n"
         "print('loaded', sorted(m for m in ('tensorflow', 'keras', 'dvclive') if m in sys.modules))\n"
     )
     proc = run(project, sys.executable, "-c", code, env=tool_env(PYTHONPATH=str(ROOT)))
