@@ -97,10 +97,15 @@ mutation: $(STAMP)
 compare: $(STAMP)
 	python -m mnist_classifier.compare
 
+# Every variable a person sets (NAME, IMAGES, VERSION, STAGE, ARGS, TRIALS, ...) reaches the
+# command as data: exported to its environment and quoted there, never pasted into the shell
+# line, so `VERSION='1.2.3; touch X'` is a bad version, not a second command.
+
 # params.yaml from conf/, as `dvc exp run` composes it (for a plain `dvc repro` after editing conf/).
 # Overrides as with -S: make params ARGS="model=cnn epochs=40"
 params: $(STAMP)
-	python -m mnist_classifier.composition $(ARGS)
+	python -m mnist_classifier.composition $$PARAMS_ARGS
+params: export PARAMS_ARGS := $(ARGS)
 
 # Keep an experiment: apply it, write its params into conf/ (so the next `dvc exp run` starts
 # from them, not from conf/'s old values), commit. NAME is passed as data, never as shell.
@@ -121,22 +126,32 @@ gc: $(STAMP)
 
 predict: $(STAMP)
 	$(if $(IMAGES),,$(error name the pictures: make predict IMAGES="my_seven.jpg other.png"))
-	python -m mnist_classifier.predict $(IMAGES)
+	python -m mnist_classifier.predict $$PREDICT_IMAGES
+predict: export PREDICT_IMAGES := $(IMAGES)
 
 # The draw-a-digit page and its JSON API on http://127.0.0.1:8000/ (ARGS="--rev v1.2.0 --port 8080").
 serve: $(STAMP)
-	python -m mnist_classifier.serve $(ARGS)
+	python -m mnist_classifier.serve $$SERVE_ARGS
+serve: export SERVE_ARGS := $(ARGS)
 
 # Register the committed model as a version (GTO tag), optionally at a stage: make release VERSION=1.2.0 STAGE=prod
 release: $(STAMP)
 	$(if $(VERSION),,$(error name the version: make release VERSION=1.2.0 [STAGE=prod]))
-	python -m mnist_classifier.release $(VERSION) $(if $(STAGE),--stage $(STAGE))
+	python -m mnist_classifier.release "$$RELEASE_VERSION" $${RELEASE_STAGE:+--stage "$$RELEASE_STAGE"}
+release: export RELEASE_VERSION := $(VERSION)
+release: export RELEASE_STAGE := $(STAGE)
 
 # A search where every trial is a DVC experiment (the space: tune.yaml; docs/tuning.md).
 # make tune TRIALS=16 JOBS=2 [STORAGE=postgresql://user@host/db PUSH=origin STUDY=name]
 tune: $(STAMP)
-	python -m mnist_classifier.tune $(if $(TRIALS),--trials $(TRIALS)) $(if $(JOBS),--jobs $(JOBS)) \
-	    $(if $(STORAGE),--storage '$(STORAGE)') $(if $(PUSH),--push $(PUSH)) $(if $(STUDY),--study $(STUDY))
+	python -m mnist_classifier.tune $${TUNE_TRIALS:+--trials "$$TUNE_TRIALS"} $${TUNE_JOBS:+--jobs "$$TUNE_JOBS"} \
+	    $${TUNE_STORAGE:+--storage "$$TUNE_STORAGE"} $${TUNE_PUSH:+--push "$$TUNE_PUSH"} \
+	    $${TUNE_STUDY:+--study "$$TUNE_STUDY"}
+tune: export TUNE_TRIALS := $(TRIALS)
+tune: export TUNE_JOBS := $(JOBS)
+tune: export TUNE_STORAGE := $(STORAGE)
+tune: export TUNE_PUSH := $(PUSH)
+tune: export TUNE_STUDY := $(STUDY)
 
 # ruff, configured in pyproject.toml; `make test` runs the same checks.
 lint: $(STAMP)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -99,3 +100,41 @@ def test_a_python_override_that_does_not_work_is_refused(tmp_path: Path) -> None
     proc = _make(tmp_path, [Path("/usr/bin"), Path("/bin")], "venv", "PYTHON=/bin/false")
     assert proc.returncode != 0
     assert "PYTHON=/bin/false is not a working Python 3.11, 3.12 or 3.13" in proc.stderr
+
+
+# Each Makefile variable a person sets, with a shell command hidden in it: the command must reach
+# Python as one piece of data and never run (issue 27: `VERSION='1.2.3; touch X'` used to touch X).
+INJECTIONS = {
+    "release": (
+        ["VERSION=1.2.3; touch INJECTED", "STAGE=prod"],
+        ["1.2.3; touch INJECTED", "--stage", "prod"],
+    ),
+    "release-option": (["VERSION=1.0.0 --no-push"], ["1.0.0 --no-push"]),
+    "keep": (["NAME=e1; touch INJECTED"], ["keep", "e1; touch INJECTED"]),
+    "predict": (["IMAGES=a.png; touch INJECTED b.png"], ["a.png;", "touch", "INJECTED", "b.png"]),
+    "tune": (
+        ["STUDY=s; touch INJECTED", "STORAGE=postgresql://u:pw@h/db'; touch INJECTED; '", "TRIALS=2"],
+        ["--trials", "2", "--storage", "postgresql://u:pw@h/db'; touch INJECTED; '"]
+        + ["--study", "s; touch INJECTED"],
+    ),
+    "serve": (["ARGS=--port 1; touch INJECTED"], ["--port", "1;", "touch", "INJECTED"]),
+    "dry": (["ARGS=epochs=3 `touch INJECTED`"], ["dry", "epochs=3", "`touch", "INJECTED`"]),
+    "params": (["ARGS=epochs=3 && touch INJECTED"], ["epochs=3", "&&", "touch", "INJECTED"]),
+}
+
+
+@pytest.mark.parametrize("case", INJECTIONS)
+def test_makefile_variables_reach_the_command_as_data_never_as_shell(tmp_path: Path, case: str) -> None:
+    target = case.split("-")[0]
+    variables, expected = INJECTIONS[case]
+    argv_log = tmp_path / "argv"
+    fake = _fake_bin(tmp_path / "bin")
+    (fake / "python").write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "{argv_log}"\n')
+    (fake / "python").chmod(0o755)
+    # -o: take the venv as built (the fake python stands in for it).
+    path = [fake, Path("/usr/bin"), Path("/bin")]
+    proc = _make(tmp_path, path, "-o", ".venv/.installed", target, *variables)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / "INJECTED").exists(), proc.stdout
+    argv = argv_log.read_text().splitlines()
+    assert argv[:1] == ["-m"] and argv[2:] == expected, argv
