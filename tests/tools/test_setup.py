@@ -136,5 +136,6 @@ def test_makefile_variables_reach_the_command_as_data_never_as_shell(tmp_path: P
     proc = _make(tmp_path, path, "-o", ".venv/.installed", target, *variables)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "INJECTED").exists(), proc.stdout
+    assert "pw@" not in proc.stdout + proc.stderr  # make echoes its recipe: no password in it
     argv = argv_log.read_text().splitlines()
     assert argv[:1] == ["-m"] and argv[2:] == expected, argv
