@@ -58,6 +58,13 @@ def release(version: str, stage: str | None, push: bool) -> list[str]:
     if not SEMVER.fullmatch(version):
         raise PipelineError(f"version {version!r} is not MAJOR.MINOR.PATCH, e.g. 1.2.0.")
     version = version if version.startswith("v") else f"v{version}"
+    if stage is not None:  # before any tag or push: a stage GTO refuses would leave the version half-made
+        from gto.constants import assert_name_is_valid
+
+        try:
+            assert_name_is_valid(stage)
+        except GTOException as exc:
+            raise PipelineError(f"stage {stage!r} is not a stage name GTO takes: {first_line(exc)}") from None
     check_ready()
     if push:
         checked(run("dvc", "push", "train"), "`dvc push train`")

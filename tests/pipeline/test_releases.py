@@ -78,7 +78,11 @@ def test_a_release_without_a_remote_or_with_a_bad_version_is_refused(
     tmp_path: Path, tiny_baseline: Path
 ) -> None:
     proj, env = baseline_copy(tiny_baseline, tmp_path / "copy")
-    for args, words in ((["1.0.0"], "no default DVC remote"), (["one"], "is not MAJOR.MINOR.PATCH")):
+    for args, words in (
+        (["1.0.0"], "no default DVC remote"),
+        (["one"], "is not MAJOR.MINOR.PATCH"),
+        (["3.0.0", "--stage", "bad stage"], "stage 'bad stage' is not a stage name GTO takes"),
+    ):
         refused = release(proj, env, *args, check=False)
         assert refused.startswith("1\n") and words in refused and "Traceback" not in refused, refused
     assert git(proj, "tag") == ""
