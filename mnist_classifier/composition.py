@@ -70,15 +70,20 @@ def write_params(
         tmp.write_text(text, encoding="utf-8")
 
 
-def flat_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
-    """The flattened keys of a params mapping (`plot.samples`), as DVC names its columns."""
-    names = []
+def flat_params(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A params mapping flattened to dotted keys (`plot.samples`), as DVC names its columns."""
+    flat: dict[str, Any] = {}
     for key, value in raw.items():
         if isinstance(value, dict):
-            names += flat_keys(value, f"{prefix}{key}.")
+            flat |= flat_params(value, f"{prefix}{key}.")
         else:
-            names.append(prefix + key)
-    return names
+            flat[prefix + key] = value
+    return flat
+
+
+def flat_keys(raw: dict[str, Any]) -> list[str]:
+    """The flattened keys of a params mapping, in order."""
+    return list(flat_params(raw))
 
 
 def all_param_names(conf_dir: Path = CONF_DIR) -> list[str]:
@@ -153,8 +158,8 @@ def keep_in_conf(params: dict[str, Any], conf_dir: Path = CONF_DIR) -> list[Path
         out = io.StringIO()
         yaml.dump(doc, out)
         texts[name] = out.getvalue()
-    changed = [paths[n] for n in paths if texts[n] != paths[n].read_text(encoding="utf-8")]
     originals = {n: paths[n].read_text(encoding="utf-8") for n in paths}
+    changed = [paths[n] for n in paths if texts[n] != originals[n]]
     for name in paths:
         with atomic_output(paths[name]) as tmp:
             tmp.write_text(texts[name], encoding="utf-8")

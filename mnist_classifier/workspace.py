@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from mnist_classifier.composition import CONF_DIR, compose, flat_keys, keep_in_conf, params_text
+from mnist_classifier.composition import CONF_DIR, compose, flat_params, keep_in_conf, params_text
 from mnist_classifier.config import PARAMS_FILE, read_params
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.experiments import pipeline_path
@@ -44,16 +44,7 @@ GC_KEEP = ("--workspace", "--all-branches", "--all-tags", "--all-experiments")
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """`key=value` for each flattened param whose value differs between two params mappings."""
 
-    def flat(raw: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for key in flat_keys(raw):
-            node: Any = raw
-            for part in key.split("."):
-                node = node[part]
-            out[key] = node
-        return out
-
-    old, new = flat(before), flat(after)
+    old, new = flat_params(before), flat_params(after)
     return [f"{k}={json.dumps(new[k])}" for k in new if old.get(k) != new[k]]
 
 
@@ -76,9 +67,10 @@ def keep(name: str) -> str:
     checked(run("dvc", "exp", "apply", name), f"`dvc exp apply {name}`")
     params = read_params()
     changed_files = keep_in_conf(params)
-    if PARAMS_FILE.read_text(encoding="utf-8") != params_text():  # the same values, Hydra's text
+    text = params_text()  # the same values; Hydra's text, as the next `dvc exp run` writes it
+    if PARAMS_FILE.read_text(encoding="utf-8") != text:
         with atomic_output(PARAMS_FILE) as tmp:
-            tmp.write_text(params_text(), encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
     changes = _changed(before, params)
     checked(run("git", "add", "--", str(CONF_DIR), str(PARAMS_FILE)), "git add")
     checked(run("git", "add", "-u"), "git add")
@@ -135,8 +127,9 @@ def _stage_graph(params: dict[str, Any]) -> dict[str, set[str]]:
 
 def dry(overrides: list[str]) -> str:
     """What `dvc exp run -S <overrides>` would rerun, as text; runs no stage."""
-    params = compose(overrides)
-    with params_swapped(params_text(overrides)):
+    text = params_text(overrides)  # one composition: the text to try, and its values
+    params = yaml.safe_load(text)
+    with params_swapped(text):
         status = json.loads(checked(run("dvc", "status", "--json"), "`dvc status`") or "{}")
     graph = _stage_graph(params)
     rerun: list[str] = []
