@@ -144,7 +144,7 @@ release: export RELEASE_STAGE := $(STAGE)
 # A search where every trial is a DVC experiment (the space: tune.yaml; docs/tuning.md).
 # make tune TRIALS=16 JOBS=2 [STORAGE=postgresql://user@host/db PUSH=origin STUDY=name]
 tune: $(STAMP)
-	python -m mnist_classifier.tune $${TUNE_TRIALS:+--trials "$$TUNE_TRIALS"} $${TUNE_JOBS:+--jobs "$$TUNE_JOBS"} \
+	python -m mnist_classifier.tuning $${TUNE_TRIALS:+--trials "$$TUNE_TRIALS"} $${TUNE_JOBS:+--jobs "$$TUNE_JOBS"} \
 	    $${TUNE_STORAGE:+--storage "$$TUNE_STORAGE"} $${TUNE_PUSH:+--push "$$TUNE_PUSH"} \
 	    $${TUNE_STUDY:+--study "$$TUNE_STUDY"}
 tune: export TUNE_TRIALS := $(TRIALS)

@@ -105,7 +105,7 @@ def search(work: Path, name: str, env: dict[str, str], pruning: bool = False) ->
     clone = work / name
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     sh(["dvc", "repro", "preprocess"], clone, env)
-    cmd = [sys.executable, "-m", "mnist_classifier.tune", "--trials", str(TRIALS), "--jobs", str(JOBS)]
+    cmd = [sys.executable, "-m", "mnist_classifier.tuning", "--trials", str(TRIALS), "--jobs", str(JOBS)]
     if pruning:
         tune = (clone / "tune.yaml").read_text().replace("pruning: false", "pruning: true")
         (clone / "tune.yaml").write_text(tune)

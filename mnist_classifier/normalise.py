@@ -26,9 +26,10 @@ import numpy as np
 from mnist_classifier.errors import PipelineError
 
 SIDE, BOX = 28, 20  # the field, and the box the digit's longer side is scaled to
+PIXELS = SIDE * SIDE  # what the models take: the field, flattened
 INK = 0.3  # after stretching to [0, 1], brighter than this is ink, the rest background
 MIN_SIDE = 2  # a picture needs at least this many pixels each way to hold a digit
-MAX_SIDE = 512  # pictures are analysed at most this large: strokes stay many pixels wide
+ANALYSIS_SIDE = 512  # pictures are analysed at most this large: strokes stay many pixels wide
 STROKE_WINDOW = 1 / 3  # of the shorter side: marks thinner than this are ink, wider ones light
 DESK = 0.3  # "paper" darker than this share of the brightest paper is a desk: no ink there
 SHEET = 0.3  # a dark border round a bright area at least this large: a sheet on a desk
@@ -54,13 +55,13 @@ class PictureTooLargeError(PipelineError):
 class Picture:
     """A picture as read: greyscale in [0, 1], or its opacity when that is where the ink is."""
 
-    grey: np.ndarray  # float32, at most MAX_SIDE pixels a side
+    grey: np.ndarray  # float32, at most ANALYSIS_SIDE pixels a side
     ink_is_opacity: bool = False  # a transparent background: grey holds the opacity
     notes: list[str] = field(default_factory=list)  # things the user should know, one line each
 
 
 def _shrink_factor(width: int, height: int) -> int:
-    return max(1, math.ceil(max(width, height) / MAX_SIDE))
+    return max(1, math.ceil(max(width, height) / ANALYSIS_SIDE))
 
 
 def _as_array(im: object) -> np.ndarray:

@@ -27,7 +27,8 @@ from mnist_classifier.cli import run_command
 from mnist_classifier.config import PARAMS_FILE, fetch_params, read_params
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.inference import load_model
-from mnist_classifier.normalise import read_image, to_mnist
+from mnist_classifier.normalise import PIXELS, read_image, to_mnist
+from mnist_classifier.pipeline import pipeline_path
 
 CATALOGUE = Path("datasets.yaml")
 
@@ -45,10 +46,10 @@ def checked_model(path: Path, n_classes: int) -> object:
     if not zipfile.is_zipfile(path):
         raise PipelineError(f"{path}: not a .keras model file (a .keras file is a zip archive).")
     model = load_model(path)
-    if tuple(model.input_shape) != (None, 784) or tuple(model.output_shape) != (None, n_classes):
+    if tuple(model.input_shape) != (None, PIXELS) or tuple(model.output_shape) != (None, n_classes):
         raise PipelineError(
             f"{path}: the model maps {model.input_shape[1:]} to {model.output_shape[1:]}, "
-            f"but this project's models map 784 pixels to {n_classes} classes."
+            f"but this project's models map {PIXELS} pixels to {n_classes} classes."
         )
     return model
 
@@ -76,13 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path("models/model.keras"),
-        help="a .keras file from the train stage (default: %(default)s)",
+        help="a .keras file from the train stage (default: dvc.yaml's model_file, models/model.keras)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     args = parser.parse_args(argv)
     classes = class_names()
-    model = checked_model(args.model, len(classes))
+    model = checked_model(args.model or pipeline_path("model_file"), len(classes))
     good, digits = [], []
     for path in args.images:
         try:
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"predict: error: {exc}", file=sys.stderr)
     records = []
     if digits:
-        probs = model.predict(np.stack(digits).reshape(len(digits), 784), verbose=0)
+        probs = model.predict(np.stack(digits).reshape(len(digits), PIXELS), verbose=0)
         records = answers(good, probs, classes)
     if args.json:
         print(json.dumps(records, indent=2))

@@ -35,14 +35,15 @@ import numpy as np
 
 from mnist_classifier.cli import run_command
 from mnist_classifier.errors import PipelineError, first_line
-from mnist_classifier.normalise import PictureTooLargeError
+from mnist_classifier.normalise import PIXELS, PictureTooLargeError
+from mnist_classifier.pipeline import pipeline_path
 from mnist_classifier.release import ARTIFACT
 
 MAX_BYTES = 5 * 1024 * 1024  # a request body: a phone photo fits, a video does not
 # A body over the limit is read to its end (and dropped) up to this much, so the client, still
 # sending, gets the 413 and its message instead of a connection reset; beyond it, it is cut.
 DRAIN_BYTES = 32 * 1024 * 1024
-MAX_SIDE = 4096  # pixels a side: more is a poster, not a digit, and costs memory to decode
+MAX_UPLOAD_SIDE = 4096  # pixels a side: more is a poster, not a digit, and costs memory to decode
 STATIC = Path(__file__).parent / "static"
 ACCEPTED = ("image/", "application/octet-stream")
 
@@ -63,9 +64,11 @@ class Classifier:
 
         from mnist_classifier.normalise import read_image, to_mnist
 
-        digit = to_mnist(read_image(io.BytesIO(body), name="the picture", max_side=MAX_SIDE), "the picture")
+        digit = to_mnist(
+            read_image(io.BytesIO(body), name="the picture", max_side=MAX_UPLOAD_SIDE), "the picture"
+        )
         with self.lock:  # one forward pass at a time: the model is shared by every request
-            probs = self.model.predict(digit.reshape(1, 784), verbose=0)[0]
+            probs = self.model.predict(digit.reshape(1, PIXELS), verbose=0)[0]
         order = np.argsort(-probs, kind="stable")
         png = io.BytesIO()
         Image.fromarray(digit).save(png, format="PNG")
@@ -188,7 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--model", type=Path, default=Path("models/model.keras"), help="a .keras file (default: %(default)s)"
+        "--model", type=Path, help="a .keras file (default: dvc.yaml's model_file, models/model.keras)"
     )
     source.add_argument("--rev", help="a released version (v1.2.0) or stage (prod) of mnist-classifier")
     parser.add_argument("--repo", default=".", help="where --rev is looked up (default: this repository)")
@@ -200,9 +203,10 @@ def main() -> None:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-serve-") as tmp:
-        model_path, version = (
-            released_model(args.rev, args.repo, Path(tmp)) if args.rev else (args.model, None)
-        )
+        if args.rev:
+            model_path, version = released_model(args.rev, args.repo, Path(tmp))
+        else:
+            model_path, version = args.model or pipeline_path("model_file"), None
         classifier = load_classifier(model_path, version)
     app = create_app(classifier)
     print(

@@ -33,8 +33,8 @@ import yaml
 from mnist_classifier.composition import CONF_DIR, compose, flat_params, keep_in_conf, params_text
 from mnist_classifier.config import PARAMS_FILE, read_params
 from mnist_classifier.errors import PipelineError
-from mnist_classifier.experiments import pipeline_path
 from mnist_classifier.files import atomic_output
+from mnist_classifier.pipeline import pipeline_path
 from mnist_classifier.processes import checked, run
 
 # `dvc gc`'s scope for `make gc`: everything a person may still apply, pull or release.

@@ -96,7 +96,7 @@ def exp_refs(proj: Path) -> dict[str, str]:
 
 def tune(proj: Path, env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "mnist_classifier.tune", *args],
+        [sys.executable, "-m", "mnist_classifier.tuning", *args],
         cwd=proj,
         env=env,
         capture_output=True,
@@ -250,7 +250,7 @@ def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(t
     git(proj, "add", "-A")
     git(proj, "commit", "-q", "-m", "project")
     journal = proj / ".tune" / "journal.log"
-    cmd = [sys.executable, "-m", "mnist_classifier.tune", "--jobs", "2"]
+    cmd = [sys.executable, "-m", "mnist_classifier.tuning", "--jobs", "2"]
 
     # Ctrl-C once the first trial has finished: the running one is stopped and marked cut.
     proc = subprocess.Popen(
@@ -328,7 +328,7 @@ def test_two_machines_share_one_study_and_a_third_applies_the_best_without_train
     def shared(url: str) -> None:
         workers = [
             subprocess.Popen(
-                [sys.executable, "-m", "mnist_classifier.tune", "--storage", url, "--push", "origin"],
+                [sys.executable, "-m", "mnist_classifier.tuning", "--storage", url, "--push", "origin"],
                 cwd=clone,
                 env=env,
                 stdout=subprocess.PIPE,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mnist_classifier.errors import PipelineError
-from mnist_classifier.search_space import load_settings, override
+from mnist_classifier.tuning.search_space import load_settings, override
 from tests.helpers import ROOT, copy_project, free_port, tool_env
 
 SHIPPED = yaml.safe_load((ROOT / "tune.yaml").read_text())
@@ -125,7 +125,7 @@ def test_tune_refuses_bad_input_in_one_line_before_anything_trains(
     bad = written(tmp_path, space={"learning_rate": {"low": 0.1, "high": 0.01}})
     args = [a.format(bad=bad, port=free_port(), tmp=tmp_path) for a in args]
     proc = subprocess.run(
-        [sys.executable, "-m", "mnist_classifier.tune", *args],
+        [sys.executable, "-m", "mnist_classifier.tuning", *args],
         cwd=project,
         env=tool_env(),
         capture_output=True,
@@ -143,7 +143,7 @@ def drawn(settings_path: Path, trials: int, storage: object = None) -> list[dict
     models a history, not only its random start)."""
     import optuna
 
-    from mnist_classifier.tune import draw
+    from mnist_classifier.tuning.trials import draw
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = load_settings(settings_path, ROOT / "conf")

@@ -11,18 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mnist_classifier.errors import PipelineError
+from mnist_classifier.pipeline import pipeline_path
 from mnist_classifier.processes import checked, run
-
-
-def pipeline_path(name: str) -> Path:
-    """A path from dvc.yaml's `vars`, where every path of the pipeline is written once."""
-    for entry in yaml.safe_load(Path("dvc.yaml").read_text(encoding="utf-8"))["vars"]:
-        if name in entry:
-            return Path(entry[name])
-    raise PipelineError(f"dvc.yaml's vars lack `{name}`")
 
 
 def experiment_ref(baseline: str, name: str) -> str:

@@ -12,10 +12,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_classifier.experiments import experiment_exists, experiment_ref, test_accuracy
 from mnist_classifier.files import atomic_output
-from mnist_classifier.search_space import Settings
 from mnist_classifier.tables import markdown_table
+from mnist_classifier.tuning.experiments import experiment_exists, experiment_ref, test_accuracy
+from mnist_classifier.tuning.search_space import Settings
 
 if TYPE_CHECKING:
     import optuna

@@ -1,0 +1,162 @@
+"""The search's scheduler, fast: a real Optuna study in memory and real processes, with each
+trial a few lines of Python instead of a `dvc exp run` (`Search.command`), and its score read
+from what that process wrote (`Search.score`). The pipeline's own trials are
+tests/pipeline/test_tuning.py's, in minutes; these take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mnist_classifier.errors import PipelineError
+from mnist_classifier.tuning.search import Search
+from mnist_classifier.tuning.search_space import Dimension, Param, Settings
+from mnist_classifier.tuning.trials import recover
+from tests.helpers import ROOT
+
+# A trial: logs its start and end, sleeps, writes its score, exits with the code it is given.
+TRIAL = """
+import json, sys, time
+name, seconds, code = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+def log(event):
+    with open("events.jsonl", "a") as f:
+        f.write(json.dumps({"name": name, "event": event, "t": time.monotonic()}) + "\\n")
+log("start")
+time.sleep(seconds)
+if code:
+    print(f"boom in {name}")
+else:
+    open(name + ".score", "w").write(str(int(name.rsplit("-", 1)[1]) / 10))
+log("end")
+sys.exit(code)
+"""
+
+
+def settings(trials: int) -> Settings:
+    rate = Dimension("learning_rate", "float", 1e-4, 1e-2, log=True)
+    return Settings("s", "mlp", 0, trials, 2, False, (Param("learning_rate", rate),))
+
+
+def score(ref: str) -> float | None:
+    path = Path(ref.rsplit("/", 1)[1] + ".score")
+    return float(path.read_text()) if path.exists() else None
+
+
+def events() -> list[dict]:
+    return [json.loads(line) for line in Path("events.jsonl").read_text().splitlines()]
+
+
+def number(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+def search(trials: int, jobs: int, seconds: dict[int, float], codes: dict[int, int] | None = None):
+    """A Search whose trial N sleeps seconds[N] (default 0.1) and exits codes[N] (default 0);
+    what the study had been told when each trial started is kept in `known`."""
+    import optuna
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, direction="maximize")
+    known: dict[int, list[int]] = {}
+
+    def command(name: str, overrides: list[str]) -> list[str]:
+        n = number(name)
+        known[n] = sorted(t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+        return [sys.executable, "-c", TRIAL, name, str(seconds.get(n, 0.1)), str((codes or {}).get(n, 0))]
+
+    return Search(
+        settings(trials), study, storage, trials, jobs, "ab" * 20, command=command, score=score
+    ), known
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("mnist_classifier.tuning.search.POLL_S", 0.05)
+
+
+def test_at_most_jobs_run_at_once_and_trial_n_waits_for_trial_n_minus_jobs() -> None:
+    run, known = search(trials=5, jobs=2, seconds={0: 1.5})
+    run.run()
+    assert [t.state.name for t in run.study.get_trials()] == ["COMPLETE"] * 5
+    assert [t.value for t in run.study.get_trials()] == [0.0, 0.1, 0.2, 0.3, 0.4]
+    times = {(e["name"], e["event"]): e["t"] for e in events()}
+    names = sorted({e["name"] for e in events()}, key=number)
+    for name in names:  # never more than two at once
+        at = times[(name, "start")]
+        assert sum(times[(o, "start")] <= at < times[(o, "end")] for o in names) <= 2
+    # Trial 1 ended long before trial 0, yet trial 2 (drawn from trials up to 0) waited for 0.
+    assert times[("s-1", "end")] < times[("s-0", "end")] < times[("s-2", "start")]
+    # Each trial was drawn knowing exactly the trials numbered up to its own minus jobs: the
+    # same history, however the timings fall.
+    assert known == {0: [], 1: [], 2: [0], 3: [0, 1], 4: [0, 1, 2]}
+
+
+def test_a_failed_trial_is_replaced_until_the_study_has_its_finished_trials() -> None:
+    run, _ = search(trials=3, jobs=1, seconds={}, codes={1: 1})
+    run.run()
+    states = [t.state.name for t in run.study.get_trials()]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert run.study.get_trials()[1].user_attrs["outcome"] == {"state": "FAIL", "value": None}
+
+
+def test_three_failures_in_a_row_stop_the_search_with_the_last_reason(capsys: pytest.CaptureFixture) -> None:
+    run, _ = search(trials=5, jobs=1, seconds={}, codes={0: 0, 1: 3, 2: 3, 3: 3})
+    with pytest.raises(PipelineError, match=r"3 trials in a row failed, the last failed: boom in s-3"):
+        run.run()
+    assert [t.state.name for t in run.study.get_trials()] == ["COMPLETE", "FAIL", "FAIL", "FAIL"]
+
+
+def test_stopping_cuts_the_running_trials_and_tells_them_failed() -> None:
+    run, _ = search(trials=4, jobs=2, seconds={0: 60, 1: 60})
+    run.start()
+    run.start()
+    procs = [r.proc for r in run.running.values()]
+    started = time.monotonic()
+    run.stop("interrupted")
+    assert all(p.poll() is not None for p in procs)
+    # Not after waiting out the 30 s grace: a stopped trial that is not reaped still looks
+    # alive to its process group (Ctrl-C of `make tune` once took 31 s a trial that way).
+    assert time.monotonic() - started < 10
+    trials = run.study.get_trials()
+    assert [(t.state.name, t.user_attrs["cut"]) for t in trials] == [("FAIL", "interrupted")] * 2
+    assert not run.running and not run.held
+
+
+def test_a_killed_searchs_trials_are_settled_from_what_was_recorded() -> None:
+    import optuna
+
+    shutil.copy(ROOT / "dvc.yaml", "dvc.yaml")  # where an experiment's metrics are (none, here)
+    study = optuna.create_study(direction="maximize")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    common = {"host": socket.gethostname(), "pid": dead.pid, "baseline": "ab" * 20}
+    recorded, lost, live, elsewhere = (study.ask() for _ in range(4))
+    for trial, attrs in (
+        (recorded, {"experiment": "s-0", "outcome": {"state": "COMPLETE", "value": 0.5}}),
+        (lost, {"experiment": "s-1"}),  # no result, no experiment (not a git repo here): failed
+        (live, {"experiment": "s-2", "pid": os.getpid()}),  # a search still running: left alone
+        (elsewhere, {"experiment": "s-3", "host": "another-machine"}),
+    ):
+        for key, value in {**common, **attrs}.items():
+            trial.set_user_attr(key, value)
+    notes = recover(study)
+    assert [(t.state.name, t.value) for t in study.get_trials()] == [
+        ("COMPLETE", 0.5),
+        ("FAIL", None),
+        ("RUNNING", None),
+        ("RUNNING", None),
+    ]
+    assert notes == [
+        "trial 0 (s-0), left by a killed search: complete",
+        "trial 1 (s-1), left by a killed search: fail",
+    ]
