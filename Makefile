@@ -88,7 +88,7 @@ test-fast: $(STAMP)
 	python -m pytest -m "not slow"
 
 # Mutation testing of stages/ against the fast tier (settings in pyproject.toml); not in CI.
-# Its report: benchmarks/MUTATION.md.
+# Its report: mutants/results.txt (the survivors; not kept in git, it goes stale as code moves).
 mutation: $(STAMP)
 	rm -rf mutants
 	mutmut run --max-children 2

@@ -70,6 +70,20 @@ def write_params(
         tmp.write_text(text, encoding="utf-8")
 
 
+def with_values(tree: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `tree` with dotted keys set (`{"mlp.dropout": 0.1}`), as `-S` sets them."""
+    import copy
+
+    out = copy.deepcopy(tree)
+    for key, value in values.items():
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return out
+
+
 def flat_params(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A params mapping flattened to dotted keys (`plot.samples`), as DVC names its columns."""
     flat: dict[str, Any] = {}

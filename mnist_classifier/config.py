@@ -89,17 +89,24 @@ class PlotParams:
     misclassified: int
 
 
-def _get(raw: dict[str, Any], key: str) -> Any:
-    """Look up a dotted key such as `plot.samples`."""
-    node: Any = raw
+def lookup(tree: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key as `-S` names it (`plot.samples`); KeyError naming the key."""
+    node: Any = tree
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise PipelineError(
-                f"{PARAMS_FILE} lacks `{key}`; add it to conf/ and run `make params` "
-                "(see docs/params.md for every key)."
-            )
+            raise KeyError(key)
         node = node[part]
     return node
+
+
+def _get(raw: dict[str, Any], key: str) -> Any:
+    try:
+        return lookup(raw, key)
+    except KeyError:
+        raise PipelineError(
+            f"{PARAMS_FILE} lacks `{key}`; add it to conf/ and run `make params` "
+            "(see docs/params.md for every key)."
+        ) from None
 
 
 class BadParamError(PipelineError):

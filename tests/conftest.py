@@ -12,7 +12,8 @@ import yaml
 
 from mnist_classifier import catalogue
 from mnist_classifier.dataset import preprocess
-from tests.helpers import build_baseline, catalogue_entry, write_dataset
+from tests.support.data import catalogue_entry, write_dataset
+from tests.support.projects import build_baseline
 
 
 @pytest.fixture(scope="session")

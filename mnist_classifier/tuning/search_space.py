@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_classifier.composition import compose, flat_keys
-from mnist_classifier.config import NETWORKS, BadParamError, train_params
+from mnist_classifier.composition import compose, flat_keys, with_values
+from mnist_classifier.config import NETWORKS, BadParamError, lookup, train_params
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import load_yaml
 
@@ -241,7 +241,7 @@ def load_settings(path: Path = TUNE_FILE, conf_dir: Path = Path("conf")) -> Sett
             raise at.error(
                 where, f"is not a param the search can set for `{model}`; those are: {', '.join(tunable)}"
             )
-        params.append(_param(key, spec, _lookup(defaults, key), at, where))
+        params.append(_param(key, spec, lookup(defaults, key), at, where))
     settings = Settings(
         study=study,
         model=model,
@@ -253,27 +253,6 @@ def load_settings(path: Path = TUNE_FILE, conf_dir: Path = Path("conf")) -> Sett
     )
     _check_against_stage(settings, defaults, at)
     return settings
-
-
-def _lookup(raw: dict[str, Any], key: str) -> Any:
-    node: Any = raw
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def with_values(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the composed params with dotted keys set: what the trial's params.yaml holds."""
-    import copy
-
-    out = copy.deepcopy(defaults)
-    for key, value in values.items():
-        *parents, last = key.split(".")
-        node = out
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return out
 
 
 def _check_against_stage(settings: Settings, defaults: dict[str, Any], at: _Where) -> None:

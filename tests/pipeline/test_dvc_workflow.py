@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_project, dvc, git, output, photo_of, ran, run, save, tiny_project, tool_env
+from tests.support.commands import dvc, git, output, ran, run, tool_env
+from tests.support.pictures import photo_of, save
+from tests.support.projects import copy_project, tiny_project
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 

@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import METRICS, MODEL, baseline_copy, dvc, git, output, ran, run, set_params
+from tests.support.commands import dvc, git, output, ran, run
+from tests.support.params import set_params
+from tests.support.paths import METRICS, MODEL
+from tests.support.projects import baseline_copy
 
 pytestmark = pytest.mark.slow
 

@@ -19,30 +19,15 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.helpers import (
-    FILE_NAMES,
-    MODEL,
-    OUTPUTS,
-    PROBS,
-    PROCESSED,
-    RAW,
-    ROOT,
-    add_to_catalogue,
-    catalogue_entry,
-    copy_project,
-    default_params,
-    dvc,
-    http_mirror,
-    idx_bytes,
-    leftovers,
-    output,
-    run,
-    run_stage,
-    set_params,
-    stage_command,
-    tool_env,
-    write_dataset,
-)
+from mnist_classifier.composition import with_values
+from mnist_classifier.config import lookup
+from tests.support.commands import dvc, output, run, tool_env
+from tests.support.data import FILE_NAMES, add_to_catalogue, catalogue_entry, idx_bytes, write_dataset
+from tests.support.params import default_params, set_params
+from tests.support.paths import MODEL, OUTPUTS, PROBS, PROCESSED, RAW, ROOT
+from tests.support.projects import copy_project
+from tests.support.servers import http_mirror
+from tests.support.stages import leftovers, run_stage, stage_command
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess, stage: str, project: Path, *needles: str) -> None:
@@ -328,12 +313,9 @@ BAD_PARAMS = [
 def test_bad_param_fails_fast_naming_key_value_and_range(
     project: Path, heavy_modules_refused: str, stage: str, key: str, value: object, expected: str
 ) -> None:
-    *parents, leaf = key.split(".")
-    raw = {**default_params("cnn" if key.startswith("cnn.") else "mlp"), "dataset": "tiny"}
-    node = raw
-    for part in parents:
-        node = node[part]
-    node[leaf] = value
+    raw = with_values(
+        {**default_params("cnn" if key.startswith("cnn.") else "mlp"), "dataset": "tiny"}, {key: value}
+    )
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     proc = run_stage(project, stage, PYTHONPATH=heavy_modules_refused)
     assert_clean_failure(
@@ -366,10 +348,7 @@ def test_bad_param_fails_fast_naming_key_value_and_range(
 def test_missing_param_is_named(project: Path, heavy_modules_refused: str, stage: str, key: str) -> None:
     params = {**default_params("cnn" if key.startswith("cnn.") else "mlp"), "dataset": "tiny"}
     *parents, leaf = key.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    del node[leaf]
+    del (lookup(params, ".".join(parents)) if parents else params)[leaf]
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage(project, stage, PYTHONPATH=heavy_modules_refused)
     assert_clean_failure(proc, stage, project, f"params.yaml lacks `{key}`; add it")

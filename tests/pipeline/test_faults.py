@@ -21,27 +21,13 @@ import psutil
 import pytest
 import yaml
 
-from tests.helpers import (
-    METRICS,
-    MODEL,
-    OUTPUTS,
-    PROCESSED,
-    RAW,
-    RAW_ROOT,
-    ROOT,
-    add_to_catalogue,
-    catalogue_entry,
-    copy_project,
-    default_params,
-    dvc,
-    http_mirror,
-    leftovers,
-    run,
-    set_params,
-    stage_command,
-    tool_env,
-    write_dataset,
-)
+from tests.support.commands import dvc, run, tool_env
+from tests.support.data import add_to_catalogue, catalogue_entry, write_dataset
+from tests.support.params import default_params, set_params
+from tests.support.paths import METRICS, MODEL, OUTPUTS, PROCESSED, RAW, RAW_ROOT, ROOT
+from tests.support.projects import copy_project
+from tests.support.servers import http_mirror
+from tests.support.stages import leftovers, stage_command
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 

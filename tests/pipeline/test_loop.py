@@ -20,23 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import (
-    FILE_NAMES,
-    METRICS,
-    MODEL,
-    RAW_ROOT,
-    ROOT,
-    TINY_DATASET,
-    add_to_catalogue,
-    baseline_copy,
-    catalogue_entry,
-    dvc,
-    git,
-    output,
-    ran,
-    run,
-    write_dataset,
-)
+from tests.support.commands import dvc, git, output, ran, run
+from tests.support.data import FILE_NAMES, add_to_catalogue, catalogue_entry, write_dataset
+from tests.support.paths import METRICS, MODEL, RAW_ROOT, ROOT, TINY_DATASET
+from tests.support.projects import baseline_copy
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MODEL, ROOT, TRAIN_LOG, baseline_copy, dvc, output, ran
+from tests.support.commands import dvc, output, ran
+from tests.support.paths import MODEL, ROOT, TRAIN_LOG
+from tests.support.projects import baseline_copy
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 

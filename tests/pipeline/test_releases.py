@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import MODEL, baseline_copy, configure, dvc, git, output, run, served
+from tests.support.commands import dvc, git, output, run
+from tests.support.params import configure
+from tests.support.paths import MODEL
+from tests.support.projects import baseline_copy
+from tests.support.servers import served
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
 

@@ -21,20 +21,10 @@ import psutil
 import pytest
 import yaml
 
-from tests.helpers import (
-    S3_BUCKET,
-    S3_KEY,
-    S3_SECRET,
-    baseline_copy,
-    dvc,
-    git,
-    output,
-    postgres_server,
-    run,
-    s3_server,
-    tiny_project,
-    tool_env,
-)
+from mnist_classifier.config import lookup
+from tests.support.commands import dvc, git, output, run, tool_env
+from tests.support.projects import baseline_copy, tiny_project
+from tests.support.servers import S3_BUCKET, S3_KEY, S3_SECRET, postgres_server, s3_server
 
 pytestmark = pytest.mark.slow
 
@@ -108,13 +98,6 @@ def tune(proj: Path, env: dict[str, str], *args: str, check: bool = True) -> sub
     return proc
 
 
-def value_at(params: dict, key: str) -> object:
-    node = params
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, tiny_baseline: Path) -> tuple[Path, dict[str, str]]:
     """A committed tiny project with its baseline run, a small space in tune.yaml."""
@@ -142,7 +125,7 @@ def test_a_search_of_four_trials_on_two_workers_makes_four_experiments_scored_on
         # The experiment's params are the study's draw, with the model's other keys as composed.
         assert exp["params"]["model"] == "mlp"
         for key, value in trial.user_attrs["params"].items():
-            assert value_at(exp["params"], key) == value, (name, key)
+            assert lookup(exp["params"], key) == value, (name, key)
         assert exp["params"]["learning_rate"] == trial.params["learning_rate"]
         assert len(exp["params"]["mlp"]["hidden_units"]) == trial.params["mlp.hidden_units.layers"]
         # The objective is the train stage's validation accuracy, not the test set's.
@@ -359,7 +342,7 @@ def test_two_machines_share_one_study_and_a_third_applies_the_best_without_train
         third = clones[2]
         dvc(third, "exp", "pull", "origin", best, env=env)
         dvc(third, "exp", "apply", best, env=env)
-        assert yaml.safe_load((third / "params.yaml").read_text())["learning_rate"] == value_at(
+        assert yaml.safe_load((third / "params.yaml").read_text())["learning_rate"] == lookup(
             next(t for t in completed if t.user_attrs["experiment"] == best).user_attrs["params"],
             "learning_rate",
         )

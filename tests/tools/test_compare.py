@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mnist_classifier.errors import PipelineError
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 
 def _exp(rev: str, accuracy: float, loss: float, **params: object) -> dict:

@@ -18,7 +18,10 @@ import yaml
 from PIL import Image, ImageDraw
 
 from mnist_classifier import normalise, training
-from tests.helpers import ROOT, copy_project, make_train_params, mnist_form, photo_of, save, set_params
+from tests.support.params import make_train_params, set_params
+from tests.support.paths import ROOT
+from tests.support.pictures import mnist_form, photo_of, save
+from tests.support.projects import copy_project
 
 # --- the normaliser ----------------------------------------------------------------------------
 

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ROOT, served, stroke_model, stroke_picture
+from tests.support.paths import ROOT
+from tests.support.pictures import stroke_model, stroke_picture
+from tests.support.servers import served
 
 pytestmark = pytest.mark.slow  # a server subprocess that loads Keras, and a browser
 

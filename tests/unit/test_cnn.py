@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mnist_classifier import config, networks, training
-from tests.helpers import default_params, make_train_params
+from tests.support.params import default_params, make_train_params
 
 SMALL = {"filters": [4, 6], "convs": 2, "dense_units": 8, "augment": True}
 

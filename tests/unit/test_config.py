@@ -9,7 +9,8 @@ import pytest
 from mnist_classifier import backend, composition, config
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import load_yaml
-from tests.helpers import ROOT, default_params
+from tests.support.params import default_params
+from tests.support.paths import ROOT
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ import yaml
 
 from mnist_classifier import catalogue, download
 from mnist_classifier.errors import PipelineError
-from tests.helpers import FILE_NAMES, ROOT, catalogue_entry, http_mirror, write_dataset
+from tests.support.data import FILE_NAMES, catalogue_entry, write_dataset
+from tests.support.paths import ROOT
+from tests.support.servers import http_mirror
 
 
 @pytest.fixture()

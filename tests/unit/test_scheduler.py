@@ -21,7 +21,7 @@ from mnist_classifier.errors import PipelineError
 from mnist_classifier.tuning.search import Search
 from mnist_classifier.tuning.search_space import Dimension, Param, Settings
 from mnist_classifier.tuning.trials import recover
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 # A trial: logs its start and end, sleeps, writes its score, exits with the code it is given.
 TRIAL = """

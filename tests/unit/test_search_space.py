@@ -12,7 +12,10 @@ import yaml
 
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.tuning.search_space import load_settings, override
-from tests.helpers import ROOT, copy_project, free_port, tool_env
+from tests.support.commands import tool_env
+from tests.support.paths import ROOT
+from tests.support.projects import copy_project
+from tests.support.servers import free_port
 
 SHIPPED = yaml.safe_load((ROOT / "tune.yaml").read_text())
 

@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_classifier import catalogue, config, dataset, networks, plots, training
+from mnist_classifier import catalogue, config, dataset, evaluation, networks, plots, training
 from mnist_classifier.errors import PipelineError
 from stages import evaluate, preprocess, train
-from tests.helpers import FILE_NAMES, ROOT, default_params, make_train_params, synthetic_digits
+from tests.support.data import FILE_NAMES, synthetic_digits
+from tests.support.params import default_params, make_train_params
+from tests.support.paths import ROOT
 
 
 def _load(processed: Path, split: str) -> dict[str, np.ndarray]:
@@ -138,9 +140,12 @@ def test_the_cnn_trains_deterministically(processed: Path) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_loss_is_categorical_cross_entropy() -> None:
+def test_the_loss_is_categorical_cross_entropy_in_training_and_in_evaluation() -> None:
     model = networks.build_model(make_train_params(), 784, 10)
     assert model.loss == "categorical_crossentropy"
+    y = np.eye(2, dtype=np.float32)
+    probs = np.array([[0.8, 0.2], [0.5, 0.5]], dtype=np.float32)
+    assert evaluation.test_loss(y, probs) == pytest.approx(-(np.log(0.8) + np.log(0.5)) / 2, rel=1e-5)
 
 
 def test_batch_size_and_epochs_set_the_steps_and_the_history(processed: Path) -> None:
@@ -402,6 +407,19 @@ def test_prediction_titles_name_the_argmax_and_the_truth() -> None:
         "Predicted: one\nTrue: zero",
     ]
     assert colors == ["red", "black", "red"]
+
+
+@pytest.mark.parametrize(
+    "y_true, probs, expected",
+    [
+        ([0, 0, 1, 1], [[0.1, 0.9], [0.9, 0.1], [0.6, 0.4], [0.99, 0.01]], [3, 0, 2]),  # by confidence
+        ([0] * 6, [[0.2, 0.8]] * 5 + [[0.1, 0.9]], [5, 0, 1, 2, 3, 4]),  # ties keep the test order
+    ],
+    ids=["most confident first", "ties in test order"],
+)
+def test_most_confident_errors(y_true: list, probs: list, expected: list) -> None:
+    found = plots.most_confident_errors(np.array(y_true), np.array(probs), 6)
+    np.testing.assert_array_equal(found, expected)
 
 
 def test_misclassified_gallery_holds_only_errors_most_confident_first() -> None:

@@ -15,7 +15,9 @@ import yaml
 from mnist_classifier import catalogue, config, dataset, evaluation, inference, networks, plots, training
 from mnist_classifier.errors import PipelineError
 from stages import plot
-from tests.helpers import ROOT, default_params, idx_bytes, make_train_params, synthetic_digits
+from tests.support.data import idx_bytes, synthetic_digits
+from tests.support.params import default_params, make_train_params
+from tests.support.paths import ROOT
 
 # --- params and dvc.yaml agree ------------------------------------------------------------
 
@@ -202,12 +204,6 @@ def test_score_matches_hand_computed_metrics() -> None:
     assert m["test"]["f1_macro"] == pytest.approx((2 / 3 + 0.8) / 2, abs=1e-6)
 
 
-def test_test_loss_is_categorical_cross_entropy() -> None:
-    y = np.eye(2, dtype=np.float32)
-    probs = np.array([[0.8, 0.2], [0.5, 0.5]], dtype=np.float32)
-    assert evaluation.test_loss(y, probs) == pytest.approx(-(np.log(0.8) + np.log(0.5)) / 2, rel=1e-5)
-
-
 def test_write_outputs_gives_one_csv_row_per_sample(tmp_path: Path) -> None:
     y_true, probs = np.array([1, 0, 1]), np.array([[0.2, 0.8], [0.6, 0.4], [0.9, 0.1]])
     m = evaluation.score(y_true, probs, 0.1, ["zero", "one"])
@@ -221,17 +217,6 @@ def test_write_outputs_gives_one_csv_row_per_sample(tmp_path: Path) -> None:
 
 
 # --- plot ----------------------------------------------------------------------------------
-
-
-def test_confusion_counts_true_rows_predicted_columns() -> None:
-    matrix = plots.confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3)
-    np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 0, 1]])
-
-
-def test_most_confident_errors_orders_wrong_predictions_by_confidence() -> None:
-    y_true = np.array([0, 0, 1, 1])
-    probs = np.array([[0.1, 0.9], [0.9, 0.1], [0.6, 0.4], [0.99, 0.01]])
-    np.testing.assert_array_equal(plots.most_confident_errors(y_true, probs, 5), [3, 0, 2])
 
 
 def test_plot_stage_writes_every_png_and_replaces_old_figures(
@@ -357,12 +342,6 @@ def test_seed_zero_is_a_valid_seed_everywhere() -> None:
         == config.train_params(raw).seed
         == 0
     )
-
-
-def test_most_confident_errors_keep_test_order_among_ties() -> None:
-    y_true = np.zeros(6, dtype=int)
-    probs = np.array([[0.2, 0.8]] * 5 + [[0.1, 0.9]])
-    np.testing.assert_array_equal(plots.most_confident_errors(y_true, probs, 6), [5, 0, 1, 2, 3, 4])
 
 
 def test_read_curve_names_a_missing_log(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, git, tiny_project, tool_env
+from tests.support.commands import git, tool_env
+from tests.support.paths import ROOT
+from tests.support.projects import tiny_project
 
 pytestmark = pytest.mark.slow
 

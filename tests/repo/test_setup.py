@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 MAKE = shutil.which("make") or "make"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.support.paths import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pr-report.yml"
 

@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import ROOT, tool_env
+from tests.support.commands import tool_env
+from tests.support.paths import ROOT
 
 
 def test_the_timeline_records_each_test_and_the_table_shows_busy_and_idle_time(tmp_path: Path) -> None:
