@@ -20,9 +20,13 @@ the loopback address unless told otherwise.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
+import errno
 import hashlib
 import io
+import re
+import socket
 import sys
 import tempfile
 import threading
@@ -33,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_classifier import processes
 from mnist_classifier.cli import run_command
 from mnist_classifier.errors import PipelineError, first_line
 from mnist_classifier.normalise import PIXELS, PictureTooLargeError
@@ -44,6 +49,14 @@ MAX_BYTES = 5 * 1024 * 1024  # a request body: a phone photo fits, a video does 
 # sending, gets the 413 and its message instead of a connection reset; beyond it, it is cut.
 DRAIN_BYTES = 32 * 1024 * 1024
 MAX_UPLOAD_SIDE = 4096  # pixels a side: more is a poster, not a digit, and costs memory to decode
+# Pictures decoded at once (--max-pictures). Decoding is where an upload costs memory (a 750-byte
+# lossless 4096x4096 WebP takes about 235 MB), so the server's peak is about the model plus this
+# many pictures. Up to MAX_WAITING more requests wait for their turn (each holds only its body,
+# at most MAX_BYTES); past that, a request gets a 503 at once, with Retry-After (--max-waiting).
+MAX_PICTURES = 2
+MAX_WAITING = 64
+BODY_TIMEOUT_S = 30  # an upload that stalls longer gets a 408 and frees its connection
+SHUTDOWN_TIMEOUT_S = 5  # Ctrl-C: requests still open after this are cut
 STATIC = Path(__file__).parent / "static"
 ACCEPTED = ("image/", "application/octet-stream")
 
@@ -90,11 +103,18 @@ def released_model(rev: str, repo: str, into: Path) -> tuple[Path, str]:
     import dvc.api
     from dvc.exceptions import DvcException
 
-    for query in ({"version": rev}, {"stage": rev}):
+    local = "://" not in repo and not repo.startswith("git@")  # else a URL DVC clones
+    if local and processes.run("git", "-C", repo, "rev-parse", "--git-dir").returncode:
+        raise PipelineError(f"--repo {repo}: not a git repository, so it holds no releases.")
+    queries = [{"version": rev}, {"stage": rev}]
+    if re.fullmatch(r"\d+\.\d+\.\d+", rev):  # 1.2.0 for v1.2.0, the tag GTO makes
+        queries.insert(1, {"version": f"v{rev}"})
+    for query in queries:
         try:
             found = dvc.api.artifacts_show(ARTIFACT, repo=repo, **query)
+            rev = query.get("version", rev)
             break
-        except DvcException:
+        except Exception:  # noqa: BLE001 - DVC's and GTO's errors alike mean: not this one
             continue
     else:
         raise PipelineError(
@@ -123,15 +143,21 @@ def load_classifier(model_path: Path, version: str | None) -> Classifier:
     return Classifier(model, classes, md5, version, threading.Lock())
 
 
-def create_app(classifier: Classifier) -> Any:
-    """The Starlette app: the page, /info, /predict and /health."""
+def create_app(
+    classifier: Classifier, max_pictures: int = MAX_PICTURES, max_waiting: int = MAX_WAITING
+) -> Any:
+    """The Starlette app: the page, /info, /predict and /health; every error a JSON
+    `{"error": "..."}`."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
 
     page = (STATIC / "index.html").read_text(encoding="utf-8")
+    decoding = asyncio.Semaphore(max_pictures)
+    inside = [0]  # requests decoding a picture or waiting to
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -147,7 +173,7 @@ def create_app(classifier: Classifier) -> Any:
 
     async def predict(request: Request) -> JSONResponse:
         kind = request.headers.get("content-type", "")
-        if not kind.startswith(ACCEPTED):
+        if not kind.lower().startswith(ACCEPTED):  # media types are case-insensitive
             return error(
                 415, f"the body must be a picture (Content-Type image/png, image/jpeg, ...), not {kind!r}."
             )
@@ -157,33 +183,60 @@ def create_app(classifier: Classifier) -> Any:
             return too_large
         body, size = bytearray(), 0
         try:
-            async for chunk in request.stream():  # counted as it comes: a lying header cannot help
-                size += len(chunk)
-                if size > DRAIN_BYTES:
-                    return too_large
-                if size <= MAX_BYTES:
-                    body += chunk
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                async for chunk in request.stream():  # counted as it comes: a lying header cannot help
+                    size += len(chunk)
+                    if size > DRAIN_BYTES:
+                        return too_large
+                    if size <= MAX_BYTES:
+                        body += chunk
         except ClientDisconnect:
             return error(400, "the upload was cut off.")
+        except TimeoutError:
+            return error(408, f"the upload stalled: no whole picture within {BODY_TIMEOUT_S} s.")
         if size > MAX_BYTES:
             return too_large
         if not body:
             return error(400, "the body is empty: send the picture's bytes.")
+        if inside[0] >= max_pictures + max_waiting:
+            response = error(
+                503, f"busy: {inside[0]} pictures are being read or wait; try again in a moment."
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        inside[0] += 1  # counted on the event loop's one thread: no lock needed
         try:
-            answer = await run_in_threadpool(classifier.predict, bytes(body))
+            async with decoding:
+                answer = await run_in_threadpool(classifier.predict, bytes(body))
         except PictureTooLargeError as exc:
             return error(413, str(exc))
         except PipelineError as exc:
             return error(422, str(exc))
+        finally:
+            inside[0] -= 1
         return JSONResponse(answer)
 
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        """Starlette's own answers (404, 405) in the same shape as ours."""
+        status = getattr(exc, "status_code", 500)
+        detail = getattr(exc, "detail", "") or "error"
+        if status == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        elif status == 404:
+            detail = f"nothing at {request.url.path}; the page is /, the API /predict, /info and /health."
+        return error(status, detail)
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        return error(500, f"internal error ({type(exc).__name__}); the server goes on. This is a bug.")
+
     return Starlette(
+        exception_handlers={HTTPException: http_error, Exception: server_error},
         routes=[
             Route("/", index),
             Route("/info", info),
             Route("/health", health),
             Route("/predict", predict, methods=["POST"]),
-        ]
+        ],
     )
 
 
@@ -196,11 +249,24 @@ def main() -> None:
     source.add_argument("--rev", help="a released version (v1.2.0) or stage (prod) of mnist-classifier")
     parser.add_argument("--repo", default=".", help="where --rev is looked up (default: this repository)")
     parser.add_argument("--host", default="127.0.0.1", help="default %(default)s: this machine only")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=port_number, default=8000)
+    parser.add_argument(
+        "--max-pictures",
+        type=positive,
+        default=MAX_PICTURES,
+        help="pictures decoded at once; memory is about the model plus this many (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-waiting",
+        type=int,
+        default=MAX_WAITING,
+        help="requests that may wait for their turn; past that, a 503 (default %(default)s)",
+    )
     args = parser.parse_args()
 
     import uvicorn
 
+    listening = listen(args.host, args.port)  # before the model loads: a port in use is one line
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mnist-serve-") as tmp:
         if args.rev:
@@ -208,14 +274,48 @@ def main() -> None:
         else:
             model_path, version = args.model or pipeline_path("model_file"), None
         classifier = load_classifier(model_path, version)
-    app = create_app(classifier)
+    app = create_app(classifier, args.max_pictures, args.max_waiting)
+    host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address, as URLs write it
     print(
         f"serve: model {classifier.md5[:12]} ({version or model_path}) loaded in "
-        f"{time.perf_counter() - started:.1f} s; http://{args.host}:{args.port}/",
+        f"{time.perf_counter() - started:.1f} s; http://{host}:{listening.getsockname()[1]}/",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535")
+    return int(text)
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, at least 1")
+    return int(text)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port for uvicorn to serve on, or one line saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise PipelineError(f"--host {host}: not an address of this machine ({exc.strerror}).") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PipelineError(
+                f"port {port} on {host} is in use (another server?): stop it, or choose one with --port."
+            ) from None
+        raise PipelineError(f"cannot listen on {host}:{port}: {exc.strerror}.") from None
+    return sock
 
 
 def cli() -> None:

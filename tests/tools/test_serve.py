@@ -87,7 +87,7 @@ def bad_bodies() -> dict[str, tuple[bytes, str, int, str]]:
     wide = io.BytesIO()
     Image.new("L", (5000, 40), 255).save(wide, format="PNG")
     return {
-        "not an image": (b"hello, this is text", "image/png", 422, "not a picture Pillow can read"),
+        "not an image": (b"hello, this is text", "image/png", 422, "not a picture Pillow can read here"),
         "empty": (b"", "image/png", 400, "the body is empty"),
         "over 5 MB": (os.urandom(6 * 1024 * 1024), "image/png", 413, "at most 5,242,880 are taken"),
         "over 4096 px": (wide.getvalue(), "image/png", 413, "at most 4096 a side"),
@@ -134,6 +134,141 @@ def test_fifty_concurrent_requests_answer_as_sequential_ones_and_memory_stays_fl
         burst()
     grown = (psutil.Process(proc.pid).memory_info().rss - rss_before) / 2**20
     assert grown < 20, f"the server grew {grown:.0f} MB over 300 requests"
+
+
+def request(url: str, method: str = "GET", body: bytes | None = None, kind: str = "image/png"):
+    """(status, headers, JSON body) of any request, error or not."""
+    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": kind})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, resp.headers, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, json.loads(err.read())
+
+
+def test_every_answer_is_json_and_media_types_are_read_as_the_standard_says(
+    server: tuple[str, object], tmp_path: Path
+) -> None:
+    url, _ = server
+    expected, good, _ = drawings(1, seed=4)[0]
+    status, _, answer = request(f"{url}/predict", "POST", good, "IMAGE/PNG")  # case-insensitive
+    assert (status, answer["predicted"]) == (200, expected), answer
+    eps = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(eps, format="EPS")  # Pillow would hand it to Ghostscript
+    for method, path, body, status, words in [
+        ("GET", "/predict", None, 405, "GET is not allowed on /predict"),
+        ("GET", "/nothing", None, 404, "nothing at /nothing"),
+        ("POST", "/predict", eps.getvalue(), 422, "not a picture Pillow can read here"),
+    ]:
+        got, _, answer = request(f"{url}{path}", method, body)
+        assert (got, list(answer)) == (status, ["error"]) and words in answer["error"], answer
+
+
+def big_drawing() -> bytes:
+    """A 4096x4096 picture of a ring in a lossless WebP of a few kB: about 235 MB to decode."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (4096, 4096), 255)
+    ImageDraw.Draw(canvas).ellipse([1200, 800, 2900, 3300], outline=0, width=260)
+    out = io.BytesIO()
+    canvas.save(out, format="WEBP", lossless=True)
+    return out.getvalue()
+
+
+def test_past_its_limit_the_server_says_busy_and_its_memory_stays_bounded(tmp_path: Path) -> None:
+    """24 uploads at once that take 235 MB each to decode, on a server that decodes one at a
+    time and lets 8 wait: the rest get a 503 at once, and the server's memory grows by about
+    one picture, not 24 (sixteen once took 4.2 GB)."""
+    import threading
+
+    import psutil
+
+    body = big_drawing()
+    assert len(body) < 50_000
+    model = stroke_model(tmp_path / "strokes.keras")
+    with served("--model", str(model), "--max-pictures", "1", "--max-waiting", "8") as (url, proc):
+        server = psutil.Process(proc.pid)
+        base, peak, done = server.memory_info().rss, [0], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], server.memory_info().rss)
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(max_workers=24) as pool:
+                answers = list(pool.map(lambda _: request(f"{url}/predict", "POST", body), range(24)))
+        finally:
+            done.set()
+            sampler.join()
+        grown = (peak[0] - base) / 2**20
+        assert grown < 600, f"the server grew {grown:.0f} MB decoding one picture at a time"
+        busy = [(h, a) for status, h, a in answers if status == 503]
+        served_ = [a for status, _, a in answers if status in (200, 422)]  # read: a digit, or no ink
+        assert len(busy) + len(served_) == 24 and len(served_) >= 9, [s for s, _, _ in answers]
+        assert busy and all("busy" in a["error"] and h["Retry-After"] == "1" for h, a in busy)
+        status, _, _ = request(f"{url}/predict", "POST", drawings(1, seed=5)[0][1])
+        assert status == 200 and proc.poll() is None  # and it goes on
+
+
+def serve_fails(*args: str, timeout: float = 120) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    from tests.support.commands import tool_env
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnist_classifier.serve", *args],
+        cwd=ROOT,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stderr
+
+
+def test_bad_arguments_and_a_port_in_use_are_one_line_before_the_model_loads(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--port", str(port)], 1, f"port {port} on 127.0.0.1 is in use"),
+            (["--port", "70000"], 2, "'70000' is not a port"),
+            (["--max-pictures", "0"], 2, "at least 1"),
+            (["--rev", "v1.0.0", "--repo", str(tmp_path)], 1, "not a git repository"),
+        ]
+        for args, code, words in cases:
+            rc, err = serve_fails(*args)
+            lines = err.strip().splitlines()
+            assert rc == code and words in lines[-1] and "Traceback" not in err, (args, err)
+            assert "loaded" not in err  # refused before the model was read
+
+
+def test_ctrl_c_ends_the_server_even_with_an_upload_stalled_midway(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+
+    model = stroke_model(tmp_path / "strokes.keras")
+    with served("--model", str(model)) as (url, proc):
+        host, port = url.removeprefix("http://").split(":")
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b"\x89PNG" * 10
+        )
+        time.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        stalled.close()
+    assert time.monotonic() - started < 20, "shutdown waited on the stalled upload"
 
 
 def test_it_listens_on_the_loopback_address_by_default(server: tuple[str, object]) -> None:
@@ -237,5 +372,5 @@ def test_uploading_a_photo_and_a_bad_file_on_the_page(
     bad.write_text("not a picture at all")
     page.set_input_files("#file", str(bad))
     page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=20_000)
-    assert "not a picture Pillow can read" in page.locator("#error").text_content()
+    assert "not a picture Pillow can read here" in page.locator("#error").text_content()
     assert page.locator("#answer").text_content() == "?"
