@@ -124,10 +124,19 @@ def _bad(key: str, value: Any, expected: str) -> BadParamError:
     return BadParamError(key, value, expected)
 
 
-def _int(raw: dict[str, Any], key: str, minimum: int = 1) -> int:
+MAX_SEED = 2**32 - 1  # Keras, TensorFlow and NumPy seeds stop here
+
+
+def _int(raw: dict[str, Any], key: str, minimum: int = 1, maximum: int | None = None) -> int:
     value = _get(raw, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _bad(key, value, f"an integer >= {minimum}")
+        raise _bad(
+            key,
+            value,
+            f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}",
+        )
+    if maximum is not None and value > maximum:
+        raise _bad(key, value, f"an integer from {minimum} to {maximum}")
     return value
 
 
@@ -226,7 +235,7 @@ def fetch_params(raw: dict[str, Any]) -> FetchParams:
 def preprocess_params(raw: dict[str, Any]) -> PreprocessParams:
     return PreprocessParams(
         dataset=_dataset(raw),
-        seed=_int(raw, "seed", minimum=0),
+        seed=_int(raw, "seed", minimum=0, maximum=MAX_SEED),
         val_fraction=_float(raw, "val_fraction", 0.0, 1.0, closed_low=False),
     )
 
@@ -255,7 +264,7 @@ def train_params(raw: dict[str, Any]) -> TrainParams:
     network = mlp_config(raw) if model == "mlp" else cnn_config(raw)
     return TrainParams(
         backend=_choice(raw, "backend", BACKENDS),
-        seed=_int(raw, "seed", minimum=0),
+        seed=_int(raw, "seed", minimum=0, maximum=MAX_SEED),
         epochs=_int(raw, "epochs"),
         batch_size=_int(raw, "batch_size"),
         learning_rate=_float(raw, "learning_rate", 0.0, float("inf"), closed_low=False),
@@ -267,7 +276,7 @@ def train_params(raw: dict[str, Any]) -> TrainParams:
 
 def plot_params(raw: dict[str, Any]) -> PlotParams:
     return PlotParams(
-        seed=_int(raw, "seed", minimum=0),
+        seed=_int(raw, "seed", minimum=0, maximum=MAX_SEED),
         samples=_int(raw, "plot.samples"),
         predictions=_int(raw, "plot.predictions"),
         misclassified=_int(raw, "plot.misclassified"),

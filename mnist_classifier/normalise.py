@@ -16,6 +16,7 @@ decoded picture, not copies of it.
 from __future__ import annotations
 
 import math
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ from mnist_classifier.errors import PipelineError
 
 SIDE, BOX = 28, 20  # the field, and the box the digit's longer side is scaled to
 PIXELS = SIDE * SIDE  # what the models take: the field, flattened
+# The raster formats Pillow decodes by itself. Not EPS or PDF: Pillow hands those to Ghostscript,
+# an interpreter, which has no business running on a stranger's upload.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "TGA", "ICO")
 INK = 0.3  # after stretching to [0, 1], brighter than this is ink, the rest background
 MIN_SIDE = 2  # a picture needs at least this many pixels each way to hold a digit
 ANALYSIS_SIDE = 512  # pictures are analysed at most this large: strokes stay many pixels wide
@@ -139,9 +143,15 @@ def read_image(source: Path | BinaryIO, name: str | None = None, max_side: int |
 
     path = name or str(source)
     try:
+        mode = source.stat().st_mode if isinstance(source, Path) and source.exists() else stat.S_IFREG
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # A FIFO or a device would block the read forever, or never end.
+            raise PipelineError(
+                f"{path}: not a regular file (a pipe or a device); save the picture to a file."
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
+            with Image.open(source, formats=FORMATS) as im:
                 if im.width < MIN_SIDE or im.height < MIN_SIDE:
                     raise PipelineError(
                         f"{path}: the picture is {im.width}x{im.height} pixels, too small to hold a digit."
@@ -165,7 +175,7 @@ def read_image(source: Path | BinaryIO, name: str | None = None, max_side: int |
         ) from None
     except UnidentifiedImageError:
         raise PipelineError(
-            f"{path}: not a picture Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)."
+            f"{path}: not a picture Pillow can read here ({', '.join(FORMATS)}); save it as PNG or JPEG."
         ) from None
     except MemoryError:
         raise PipelineError(f"{path}: too large to decode in the memory available; scale it down.") from None

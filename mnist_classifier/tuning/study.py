@@ -8,6 +8,9 @@ of another model is one line here.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -47,10 +50,16 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         url = str(JOURNAL)
     if "://" not in url:
         path = Path(url)
+        if path.is_dir():
+            raise PipelineError(
+                f"--storage {url} is a directory; name a file in it, e.g. {path / 'journal.log'}."
+            )
         if not path.parent.is_dir():
             raise PipelineError(
                 f"the study's journal {url}: its directory does not exist; create it or fix --storage."
             )
+        if note := settle_journal(path):
+            print(f"tune: warning: {note}", file=sys.stderr, flush=True)
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
@@ -79,6 +88,55 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         raise PipelineError(
             f"cannot open the study's storage {shown(url)}: {first_line(exc)}. Check --storage / STORAGE=."
         ) from None
+
+
+def settle_journal(path: Path) -> str | None:
+    """A journal whose last records were cut short (a machine or a search killed mid-write) or
+    are garbage: Optuna reads up to them but appends after them, and then can read nothing
+    past them. Those bytes are moved to `<journal>.damaged` and the study goes on from its
+    whole records; a note says so. Damage followed by whole records is refused in one line.
+    Done under Optuna's own lock of the file, so no other machine is mid-write meanwhile."""
+    if not path.is_file():
+        return None
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        records = data.splitlines(keepends=True)
+        whole, end = 0, 0
+        for record in records:
+            if not (record.endswith(b"\n") and _is_json(record)):
+                break
+            whole, end = whole + 1, end + len(record)
+        if end == len(data):
+            return None
+        later = [n for n, record in enumerate(records[whole + 1 :], whole + 2) if _is_json(record)]
+        if later:
+            raise PipelineError(
+                f"the study's journal {path}: line {whole + 1} is damaged and whole records follow it "
+                f"(line {later[0]}); Optuna cannot read past it. Remove that line, or start a new study."
+            )
+        aside = path.with_name(path.name + ".damaged")
+        with aside.open("ab") as out:
+            out.write(data[end:])
+        os.truncate(path, end)
+        return (
+            f"the study's journal {path} ended in {len(data) - end} bytes that are no whole record "
+            f"(a search killed mid-write?); they are in {aside}, and the study goes on from its "
+            f"{whole} whole records."
+        )
+    finally:
+        lock.release()
+
+
+def _is_json(record: bytes) -> bool:
+    try:
+        json.loads(record)
+    except ValueError:
+        return False
+    return True
 
 
 def open_study(settings: Settings, storage: optuna.storages.BaseStorage) -> optuna.Study:

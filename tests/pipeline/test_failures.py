@@ -303,7 +303,8 @@ BAD_PARAMS = [
     ("preprocess", "val_fraction", 1, "a number in (0, 1)"),
     ("preprocess", "val_fraction", 1.5, "a number in (0, 1)"),
     ("preprocess", "val_fraction", -0.1, "a number in (0, 1)"),
-    ("preprocess", "seed", -1, "an integer >= 0"),
+    ("preprocess", "seed", -1, "an integer from 0 to 4294967295"),
+    ("train", "seed", 2**32, "an integer from 0 to 4294967295"),  # past what Keras' seeding takes
 ]
 
 

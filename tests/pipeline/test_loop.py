@@ -229,7 +229,7 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(
     stages whose import closure holds it, and no other; tool-side modules rerun nothing."""
     proj, env = copy
     users = {stage: _closure(f"stages/{stage}.py") for stage in STAGES}
-    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "mnist_classifier").glob("*.py"))
+    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "mnist_classifier").rglob("*.py"))
     assert "mnist_classifier/composition.py" in modules and "mnist_classifier/workspace.py" in modules
     from dvc.repo import Repo
 
@@ -246,7 +246,15 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(
     expected = {m: sorted(s for s in STAGES if m in users[s]) for m in modules}
     assert seen == expected
     assert "Data and pipelines are up to date" in output(dvc(proj, "status", env=env))  # all undone
-    for tool in ("composition", "workspace", "compare", "tune", "report", "search_space"):
+    for tool in (
+        "composition",
+        "workspace",
+        "compare",
+        "report",
+        "pipeline",
+        "tuning/command",
+        "tuning/search",
+    ):
         assert seen[f"mnist_classifier/{tool}.py"] == [], tool
 
 

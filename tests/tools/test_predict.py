@@ -8,6 +8,7 @@ as PNG and JPEG. A small model trained here on such digits must read those pictu
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,8 @@ def bad_pictures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     whole.save(tmp_path / "whole.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:5000])  # cut short
     (tmp_path / "folder.png").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would wait forever for a writer
+    Image.new("L", (64, 64), 255).save(tmp_path / "page.eps")  # Pillow would run Ghostscript on it
     return {
         "missing": (tmp_path / "missing.png", "no such file"),
         "empty": (tmp_path / "empty.png", "not a picture"),
@@ -130,6 +133,8 @@ def bad_pictures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "bomb": (tmp_path / "bomb.png", "decompression-bomb"),
         "cut short": (tmp_path / "cut.png", "cannot be read as a picture"),
         "a directory": (tmp_path / "folder.png", "a directory, not a picture"),
+        "a pipe": (tmp_path / "pipe.png", "not a regular file"),
+        "PostScript": (tmp_path / "page.eps", "not a picture Pillow can read here"),
     }
 
 

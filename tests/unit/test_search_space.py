@@ -53,6 +53,7 @@ BAD = [
         "not a param",
     ),
     ("an empty range", {"space": {"learning_rate": {"low": 0.01, "high": 0.001}}}, "empty range"),
+    ("a seed trials would push past 2**32", {"settings": {"seed": 2**31}}, "an integer from 0 to 2147483647"),
     ("a one-point range", {"space": {"epochs": {"low": 5, "high": 5}}}, "empty range"),
     ("no choices", {"space": {"optimizer": {"choices": []}}}, "non-empty list"),
     ("a float for an integer param", {"space": {"epochs": {"low": 1.5, "high": 4}}}, "must be an integer"),
@@ -117,10 +118,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "cannot open the study's storage",
         ),
         (["--storage", "{tmp}/no/such/dir/journal.log"], 1, "its directory does not exist"),
+        (["--storage", "{tmp}"], 1, "is a directory; name a file in it"),
         (["--study", "a b"], 1, "--study 'a b'"),
         (["--jobs", "0"], 2, "--jobs must be at least 1"),  # argparse's usage error
     ],
-    ids=["bad space", "database down", "journal dir missing", "bad study name", "no workers"],
+    ids=["bad space", "database down", "journal dir missing", "a directory", "bad study name", "no workers"],
 )
 def test_tune_refuses_bad_input_in_one_line_before_anything_trains(
     project: Path, tmp_path: Path, args: list[str], code: int, needle: str
