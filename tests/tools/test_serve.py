@@ -31,8 +31,12 @@ SCREENSHOT = ROOT / "docs" / "serve.png"  # the README's picture, refreshed by S
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, object]:
-    model = stroke_model(tmp_path_factory.mktemp("model") / "strokes.keras")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return stroke_model(tmp_path_factory.mktemp("model") / "strokes.keras")
+
+
+@pytest.fixture(scope="module")
+def server(model: Path) -> tuple[str, object]:
     with served("--model", str(model)) as (url, proc):
         yield url, proc
 
@@ -175,7 +179,7 @@ def big_drawing() -> bytes:
     return out.getvalue()
 
 
-def test_past_its_limit_the_server_says_busy_and_its_memory_stays_bounded(tmp_path: Path) -> None:
+def test_past_its_limit_the_server_says_busy_and_its_memory_stays_bounded(model: Path) -> None:
     """24 uploads at once that take 235 MB each to decode, on a server that decodes one at a
     time and lets 8 wait: the rest get a 503 at once, and the server's memory grows by about
     one picture, not 24 (sixteen once took 4.2 GB)."""
@@ -185,7 +189,6 @@ def test_past_its_limit_the_server_says_busy_and_its_memory_stays_bounded(tmp_pa
 
     body = big_drawing()
     assert len(body) < 50_000
-    model = stroke_model(tmp_path / "strokes.keras")
     with served("--model", str(model), "--max-pictures", "1", "--max-waiting", "8") as (url, proc):
         server = psutil.Process(proc.pid)
         base, peak, done = server.memory_info().rss, [0], threading.Event()
@@ -250,12 +253,11 @@ def test_bad_arguments_and_a_port_in_use_are_one_line_before_the_model_loads(tmp
             assert "loaded" not in err  # refused before the model was read
 
 
-def test_ctrl_c_ends_the_server_even_with_an_upload_stalled_midway(tmp_path: Path) -> None:
+def test_ctrl_c_ends_the_server_even_with_an_upload_stalled_midway(model: Path) -> None:
     import signal
     import socket
     import time
 
-    model = stroke_model(tmp_path / "strokes.keras")
     with served("--model", str(model)) as (url, proc):
         host, port = url.removeprefix("http://").split(":")
         stalled = socket.create_connection((host, int(port)))
