@@ -300,9 +300,9 @@ def s3() -> str:
         yield url
 
 
-# The journal on two trials: one each, at the same moment; what it adds to the PostgreSQL case
-# is the storage, and it saves a minute of the suite's time.
-@pytest.mark.parametrize("storage, trials", [("postgresql", 4), ("journal", 2)])
+# On PostgreSQL. Two machines sharing a journal file are tests/unit/test_scheduler.py's (their
+# searches with stub trials, in seconds): the same code, another of Optuna's storages.
+@pytest.mark.parametrize("storage, trials", [("postgresql", 4)])
 def test_two_machines_share_one_study_and_a_third_applies_the_best_without_training(
     tmp_path: Path, s3: str, storage: str, trials: int
 ) -> None:

@@ -160,3 +160,48 @@ def test_a_killed_searchs_trials_are_settled_from_what_was_recorded() -> None:
         "trial 0 (s-0), left by a killed search: complete",
         "trial 1 (s-1), left by a killed search: fail",
     ]
+
+
+# One machine's search, as `make tune --storage <journal>` runs it, with the stub trials above.
+MACHINE = """
+import sys
+from pathlib import Path
+from mnist_classifier.tuning.search import Search
+from mnist_classifier.tuning.search_space import Dimension, Param, Settings
+from mnist_classifier.tuning.study import open_storage, open_study
+journal, trial = sys.argv[1], sys.argv[2]
+rate = Dimension("learning_rate", "float", 1e-4, 1e-2, log=True)
+settings = Settings("shared", "mlp", 0, 6, 2, False, (Param("learning_rate", rate),))
+storage = open_storage(journal)
+study = open_study(settings, storage)
+def command(name, overrides):
+    return [sys.executable, "-c", trial, name, "0.3", "0"]
+def score(ref):
+    path = Path(ref.rsplit("/", 1)[1] + ".score")
+    return float(path.read_text()) if path.exists() else None
+Search(settings, study, storage, 6, 1, "ab" * 20, command=command, score=score).run()
+"""
+
+
+def test_two_machines_share_one_journal_and_draw_different_trials(tmp_path: Path) -> None:
+    """Two searches at once on one journal file (a shared disk, in a team): six trials between
+    them, each machine some, no trial left running, no two with the same params. (Two clones
+    of a real project sharing a study on PostgreSQL, S3 and git remotes are test_tuning's.)"""
+    import optuna
+
+    from tests.support.commands import tool_env
+
+    journal = tmp_path / "journal.log"
+    machines = [tmp_path / name for name in ("a", "b")]
+    procs = []
+    for machine in machines:
+        machine.mkdir()
+        cmd = [sys.executable, "-c", MACHINE, str(journal), TRIAL]
+        procs.append(subprocess.Popen(cmd, cwd=machine, env=tool_env(PYTHONPATH=str(ROOT)), text=True))
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * len(trials) and len(trials) >= 6
+    assert len({t.params["learning_rate"] for t in trials}) == len(trials)
+    ran = [sorted(p.stem for p in machine.glob("*.score")) for machine in machines]
+    assert all(ran) and sorted(ran[0] + ran[1]) == sorted(t.user_attrs["experiment"] for t in trials)
