@@ -13,12 +13,14 @@ Anyone can then fetch that version's file from the DVC remote, without training 
 Before tagging it checks what a fetch will need: the model in the workspace is the one
 dvc.lock pins, dvc.lock is committed, and a DVC remote is configured in the commit; then it
 pushes the model there (unless --no-push). The tags stay local until `git push --tags`.
+`released_model` is the way back: a version's file, fetched for `mnist-serve --rev`.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from mnist_classifier.cli import run_command
 from mnist_classifier.errors import PipelineError, first_line
@@ -77,6 +79,42 @@ def release(version: str, stage: str | None, push: bool) -> list[str]:
     except GTOException as exc:
         raise PipelineError(f"gto refused: {first_line(exc)}") from None
     return tags
+
+
+def released_model(rev: str, repo: str, into: Path) -> tuple[Path, str]:
+    """The model file of a released version (`v1.2.0`) or stage (`prod`), fetched with DVC
+    from the remote named in that version's commit: (the file, the version's name)."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    local = "://" not in repo and not repo.startswith("git@")  # else a URL DVC clones
+    if local and run("git", "-C", repo, "rev-parse", "--git-dir").returncode:
+        raise PipelineError(f"--repo {repo}: not a git repository, so it holds no releases.")
+    queries = [{"version": rev}, {"stage": rev}]
+    if SEMVER.fullmatch(rev) and not rev.startswith("v"):  # 1.2.0 for v1.2.0, the tag GTO makes
+        queries.insert(1, {"version": f"v{rev}"})
+    for query in queries:
+        try:
+            found = dvc.api.artifacts_show(ARTIFACT, repo=repo, **query)
+            rev = query.get("version", rev)
+            break
+        except Exception:  # noqa: BLE001 - DVC's and GTO's errors alike mean: not this one
+            continue
+    else:
+        raise PipelineError(
+            f"no release {rev!r} of {ARTIFACT} in {repo}; `gto show {ARTIFACT}` lists "
+            "them, `make release VERSION=...` makes one."
+        )
+    target = into / "model.keras"
+    try:
+        with dvc.api.open(found["path"], repo=repo, rev=found["rev"], mode="rb") as src:
+            target.write_bytes(src.read())
+    except DvcException as exc:
+        raise PipelineError(
+            f"release {rev!r}: its model could not be fetched ({first_line(exc)}); "
+            "was it pushed (`dvc push`)?"
+        ) from None
+    return target, rev
 
 
 def main() -> None:

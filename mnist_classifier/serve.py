@@ -25,7 +25,6 @@ import base64
 import errno
 import hashlib
 import io
-import re
 import socket
 import sys
 import tempfile
@@ -37,12 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from mnist_classifier import processes
 from mnist_classifier.cli import run_command
-from mnist_classifier.errors import PipelineError, first_line
+from mnist_classifier.errors import PipelineError
 from mnist_classifier.normalise import PIXELS, PictureTooLargeError
 from mnist_classifier.pipeline import pipeline_path
-from mnist_classifier.release import ARTIFACT
+from mnist_classifier.release import released_model
 
 MAX_BYTES = 5 * 1024 * 1024  # a request body: a phone photo fits, a video does not
 # A body over the limit is read to its end (and dropped) up to this much, so the client, still
@@ -95,42 +93,6 @@ class Classifier:
 
     def identity(self) -> dict[str, str | None]:
         return {"md5": self.md5, "version": self.version}
-
-
-def released_model(rev: str, repo: str, into: Path) -> tuple[Path, str]:
-    """The model file of a released version (`v1.2.0`) or stage (`prod`), fetched with DVC
-    from the remote named in that version's commit: (the file, the version's name)."""
-    import dvc.api
-    from dvc.exceptions import DvcException
-
-    local = "://" not in repo and not repo.startswith("git@")  # else a URL DVC clones
-    if local and processes.run("git", "-C", repo, "rev-parse", "--git-dir").returncode:
-        raise PipelineError(f"--repo {repo}: not a git repository, so it holds no releases.")
-    queries = [{"version": rev}, {"stage": rev}]
-    if re.fullmatch(r"\d+\.\d+\.\d+", rev):  # 1.2.0 for v1.2.0, the tag GTO makes
-        queries.insert(1, {"version": f"v{rev}"})
-    for query in queries:
-        try:
-            found = dvc.api.artifacts_show(ARTIFACT, repo=repo, **query)
-            rev = query.get("version", rev)
-            break
-        except Exception:  # noqa: BLE001 - DVC's and GTO's errors alike mean: not this one
-            continue
-    else:
-        raise PipelineError(
-            f"no release {rev!r} of {ARTIFACT} in {repo}; `gto show {ARTIFACT}` lists "
-            "them, `make release VERSION=...` makes one."
-        )
-    target = into / "model.keras"
-    try:
-        with dvc.api.open(found["path"], repo=repo, rev=found["rev"], mode="rb") as src:
-            target.write_bytes(src.read())
-    except DvcException as exc:
-        raise PipelineError(
-            f"release {rev!r}: its model could not be fetched ({first_line(exc)}); "
-            "was it pushed (`dvc push`)?"
-        ) from None
-    return target, rev
 
 
 def load_classifier(model_path: Path, version: str | None) -> Classifier:
