@@ -217,19 +217,11 @@ def test_past_its_limit_the_server_says_busy_and_its_memory_stays_bounded(model:
 
 
 def serve_fails(*args: str, timeout: float = 120) -> tuple[int, str]:
-    import subprocess
     import sys
 
-    from tests.support.commands import tool_env
+    from tests.support.commands import run
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "mnist_classifier.serve", *args],
-        cwd=ROOT,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    proc = run(ROOT, sys.executable, "-m", "mnist_classifier.serve", *args, check=False, timeout=timeout)
     return proc.returncode, proc.stderr
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import yaml
 
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.tuning.search_space import load_settings, override
-from tests.support.commands import tool_env
+from tests.support.commands import run
 from tests.support.paths import ROOT
 from tests.support.projects import copy_project
 from tests.support.servers import free_port
@@ -129,14 +128,7 @@ def test_tune_refuses_bad_input_in_one_line_before_anything_trains(
 ) -> None:
     bad = written(tmp_path, space={"learning_rate": {"low": 0.1, "high": 0.01}})
     args = [a.format(bad=bad, port=free_port(), tmp=tmp_path) for a in args]
-    proc = subprocess.run(
-        [sys.executable, "-m", "mnist_classifier.tuning", *args],
-        cwd=project,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run(project, sys.executable, "-m", "mnist_classifier.tuning", *args, check=False, timeout=120)
     assert proc.returncode == code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert needle in lines[-1] and "Traceback" not in proc.stderr, proc.stderr
