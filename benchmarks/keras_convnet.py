@@ -26,6 +26,7 @@ if not os.environ.get("DATA_MIRROR"):
 data = Path(os.environ["DATA_MIRROR"]) / args.dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["KERAS_BACKEND"] = "tensorflow"  # the example as published; not whatever is inherited
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 

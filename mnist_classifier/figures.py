@@ -14,13 +14,24 @@ from pathlib import Path
 import numpy as np
 
 
+def pyplot():  # -> the matplotlib.pyplot module
+    """matplotlib's pyplot, drawing to files only (the Agg backend): no display is needed,
+    and none is touched on a machine that has one. Every figure of the project comes here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[str] | None = None) -> None:
     """A near-square grid of 28x28 images with a title each (red marks a wrong prediction).
 
     Each image is pasted as pixels (`figimage`, 5 screen pixels per pixel) under its title:
     one matplotlib Axes per image took most of the plot stage to lay out (docs/performance.md).
     """
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     scale, cell_w, cell_h, pad = 5, 190, 180, 6  # pixels: the image is 28 * 5 = 140 of them
     cols = max(1, int(np.ceil(np.sqrt(len(images)))))
@@ -55,7 +66,7 @@ def image_grid(path: Path, images: np.ndarray, titles: list[str], colors: list[s
 
 
 def curves_figure(path: Path, curves: dict[str, dict[str, tuple[list[int], list[float]]]]) -> None:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
     for ax, (metric, series) in zip(axes.flat, curves.items()):
@@ -66,13 +77,13 @@ def curves_figure(path: Path, curves: dict[str, dict[str, tuple[list[int], list[
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # no label cut, however long
     plt.close(fig)
 
 
 def confusion_figure(path: Path, matrix: np.ndarray, classes: list[str]) -> None:
     """seaborn's annotated heatmap: counts in each cell, text colour set by the cell's shade."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(8, 6.5))
@@ -101,19 +112,18 @@ def confusion_figure(path: Path, matrix: np.ndarray, classes: list[str]) -> None
 
 def spread_figure(path: Path, groups: dict[str, list[float]], metric: str) -> None:
     """Each group's runs as dots over a box: the spread over seeds that a mean ± sd hides."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
+
+    plt = pyplot()
 
     labels = [label for label, values in groups.items() for _ in values]
     values = [v for vs in groups.values() for v in vs]
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(groups) + 1.6))
+    longest = max(len(label) for label in groups)  # the labels are the groups' params: room for them
+    fig, ax = plt.subplots(figsize=(7 + 0.07 * longest, 0.6 * len(groups) + 1.6))
     sns.boxplot(x=values, y=labels, color="0.9", width=0.5, fliersize=0, ax=ax)
     sns.stripplot(x=values, y=labels, color="C0", size=6, jitter=0.15, ax=ax)
     ax.set(xlabel=metric, ylabel="", title=f"{metric} over seeds, per group")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # no label cut, however long
     plt.close(fig)

@@ -63,9 +63,6 @@ def make_figures(
     params: PlotParams, train: dict, test: dict, probs: np.ndarray, train_log: Path, out_dir: Path
 ) -> None:
     """Draw all five figures into out_dir; random picks come from the `seed` param."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
     rng = np.random.default_rng(params.seed)
     classes = [str(c) for c in test["classes"]]
     y_train, y_test = train["y"].argmax(1), test["y"].argmax(1)

@@ -31,6 +31,9 @@ from mnist_classifier.normalise import PIXELS, read_image, to_mnist
 from mnist_classifier.pipeline import pipeline_path
 
 CATALOGUE = Path("datasets.yaml")
+# A model archive's JSON (config.json, metadata.json) is parsed whole: a 306 KB file whose
+# config.json inflated to 300 MB once took 970 MB to refuse. Ours are a few kB.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def class_names() -> list[str]:
@@ -45,6 +48,13 @@ def checked_model(path: Path, n_classes: int) -> object:
         raise PipelineError(f"{path}: no such model; train one with `dvc repro` or pass --model.")
     if not zipfile.is_zipfile(path):
         raise PipelineError(f"{path}: not a .keras model file (a .keras file is a zip archive).")
+    with zipfile.ZipFile(path) as archive:  # sizes as declared; zipfile never inflates past them
+        for entry in archive.infolist():
+            if entry.filename.endswith(".json") and entry.file_size > MAX_CONFIG_BYTES:
+                raise PipelineError(
+                    f"{path}: its {entry.filename} would inflate to {entry.file_size:,} bytes; a model's "
+                    f"config is a few kB (at most {MAX_CONFIG_BYTES:,} are read): this is no model of ours."
+                )
     model = load_model(path)
     if tuple(model.input_shape) != (None, PIXELS) or tuple(model.output_shape) != (None, n_classes):
         raise PipelineError(

@@ -71,6 +71,15 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the revision to compare with, e.g. origin/main")
     parser.add_argument("--figures-url", help="where the figures were uploaded (a link in the report)")
     args = parser.parse_args()
+    # A revision git knows, checked first: `--base=-h` would reach dvc as an option, and a typo
+    # would become DVC's help text pasted into the pull request.
+    if (
+        args.base.startswith("-")
+        or run("git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}").returncode
+    ):
+        raise PipelineError(
+            f"--base {args.base!r} is not a commit git knows here; `git fetch` it, or fix the name."
+        )
     print(report(args.base, args.figures_url), end="")
 
 

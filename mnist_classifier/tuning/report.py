@@ -67,12 +67,12 @@ def trial_rows(study: optuna.Study, settings: Settings) -> tuple[list[str], list
 
 def figures(study: optuna.Study, out: Path) -> list[str]:
     """Optuna's optimisation history and param importances as PNGs; what was drawn, or why not."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as ovm
+
+    from mnist_classifier.figures import pyplot
+
+    plt = pyplot()
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     notes = []

@@ -45,6 +45,11 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Optuna says so before each ask() on a database with heartbeats; the search beats them
+    # itself (search.Search.heartbeat), as optimize() would.
+    warnings.filterwarnings(
+        "ignore", message="Heartbeat of storage is supposed to be used with Study.optimize"
+    )
     if url is None:
         STATE_DIR.mkdir(exist_ok=True)
         url = str(JOURNAL)

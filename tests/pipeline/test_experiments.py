@@ -228,3 +228,8 @@ def test_the_pull_request_report_holds_the_metrics_diff_of_two_commits(
     assert f"| 1 | 42 | {after['accuracy']:.4f} (one run: no spread) |" in experiments, experiments
     assert f"{before['accuracy']:.4f} (one run" not in experiments or before["accuracy"] == after["accuracy"]
     assert "git fetch origin 'refs/exps/*:refs/exps/*'" in experiments and "dvc exp pull" in experiments
+    # A base that is no commit, or an option in disguise, is one line (DVC's help once came out, rc 0).
+    for bad in ("--base=-h", "--base=origin/mian"):
+        proc = run(pr, sys.executable, "-m", "mnist_classifier.report", bad, env=bare, check=False)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+        assert proc.stderr.strip().startswith("report: error: --base") and "\n" not in proc.stderr.strip()

@@ -290,6 +290,8 @@ def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(t
         assert exp_refs(proj)[name] == sha
         assert name in names, (name, out)
     assert "left by a killed search" in out
+    # ...and the orphans it stopped (SIGTERM: DVC cleans up) left no temporary workspace.
+    assert not [p.name for p in (proj / ".dvc" / "tmp" / "exps").glob("tmp*")]
     # Every experiment of the study is a finished trial: nothing ran twice, nothing was lost.
     assert {n for n in exp_refs(proj) if n.startswith("cut-")} == set(names)
 
@@ -347,6 +349,7 @@ def test_two_machines_share_one_study_and_a_third_applies_the_best_without_train
         # Both machines worked on it, no trial number ran twice, and no two trials got the
         # same params (two machines asking at the same moment once drew the same ones).
         assert all("started" in out for out in outs), outs
+        assert not any("Warning" in out for out in outs), outs  # Optuna's heartbeat notice was one per trial
         drawn = [json.dumps(t.params, sort_keys=True) for t in completed]
         assert len(set(drawn)) == len(drawn), drawn
         names = [t.user_attrs["experiment"] for t in completed]

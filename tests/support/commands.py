@@ -30,7 +30,11 @@ def git(cwd: Path, *args: str) -> str:
 def tool_env(**extra: str) -> dict[str, str]:
     """Environment for subprocesses: this interpreter's bin first on PATH (dvc runs `python`)."""
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), **extra}
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    # Loading a model in this process (inference.load_model) sets KERAS_BACKEND=numpy here;
+    # a command started afterwards must not inherit that by accident.
+    env.pop("KERAS_BACKEND", None)
+    env.update(extra)
     if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's coverage pass works in its own process only
         del env["MUTANT_UNDER_TEST"]
     return env

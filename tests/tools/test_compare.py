@@ -114,3 +114,14 @@ def test_with_the_workspace_it_stands_for_its_commit() -> None:
         .startswith("| 1 | 1 | 0.9500 (one run")
     )
     assert table(rows, ["seed", "epochs"]).splitlines()[2].startswith("| 1 | 1 | 0.9000 (one run")
+
+
+def test_the_spread_figure_holds_its_longest_group_label_whole(tmp_path) -> None:
+    from PIL import Image
+
+    from mnist_classifier.figures import spread_figure
+
+    long = "model=mlp, learning_rate=0.00123, mlp.hidden_units=[512, 512, 512], optimizer=rmsprop, epochs=30"
+    spread_figure(tmp_path / "c.png", {long: [0.98, 0.981], "model=cnn": [0.996, 0.9963]}, "test accuracy")
+    with Image.open(tmp_path / "c.png") as image:  # at 10 pt a character is about 6 pixels wide
+        assert image.width > 6 * len(long) + 300, image.size  # the label, then the plot beside it

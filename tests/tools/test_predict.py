@@ -19,6 +19,7 @@ import yaml
 from PIL import Image, ImageDraw
 
 from mnist_classifier import normalise, training
+from mnist_classifier.errors import PipelineError
 from tests.support.params import make_train_params, set_params
 from tests.support.paths import ROOT
 from tests.support.pictures import mnist_form, photo_of, save
@@ -388,6 +389,20 @@ def test_a_broken_model_file_gets_one_line(tmp_path: Path, case: str) -> None:
     assert out.stderr.startswith(f"predict: error: {model} is missing or not a valid Keras model ("), (
         out.stderr
     )
+
+
+def test_a_model_whose_config_would_inflate_past_the_limit_is_refused_unread(tmp_path: Path) -> None:
+    import zipfile
+
+    from mnist_classifier.predict import checked_model
+
+    model = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(model, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("metadata.json", "{}")
+        z.writestr("config.json", b" " * (64 * 2**20))  # 64 MB of spaces in about 64 kB
+    assert model.stat().st_size < 200_000
+    with pytest.raises(PipelineError, match=r"config.json would inflate to 67,108,864 bytes"):
+        checked_model(model, 10)
 
 
 # Waits for the command and prints its peak resident memory (KiB) last on stderr. This small
