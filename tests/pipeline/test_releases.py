@@ -69,9 +69,10 @@ def test_two_releases_are_fetched_back_by_version_and_stage(tmp_path: Path, tiny
         got = hashlib.md5((out / "model.keras").read_bytes()).hexdigest()
         assert got == locked_md5(proj, f"mnist-classifier@{tag}"), query
 
-    # The server takes a released version by name and says which it serves.
+    # The server takes a released version by name, with or without GTO's `v`, and says which
+    # it serves (`--rev 1.0.0` was "no release").
     with (
-        served("--rev", "v1.0.0", "--repo", str(proj), cwd=proj) as (url, _),
+        served("--rev", "1.0.0", "--repo", str(proj), cwd=proj) as (url, _),
         urllib.request.urlopen(f"{url}/info", timeout=10) as resp,
     ):
         model = json.loads(resp.read())["model"]

@@ -115,7 +115,8 @@ def served(*args: str, cwd: Path = ROOT, timeout: float = 120) -> Iterator[tuple
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    host = args[args.index("--host") + 1] if "--host" in args else "127.0.0.1"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     deadline = time.monotonic() + timeout
     try:
         while True:
