@@ -217,8 +217,31 @@ def recover(study: optuna.Study) -> list[str]:
                 stop_group(attrs["pgid"])
             value = validation_accuracy(experiment_ref(attrs["baseline"], attrs["experiment"]))
             outcome = Outcome("COMPLETE", value) if value is not None else Outcome("FAIL")
+        remove_workspace(attrs["experiment"])
         tell(study, trial.number, outcome)
         notes.append(
             f"trial {trial.number} ({attrs['experiment']}), left by a killed search: {outcome.state.lower()}"
         )
     return notes
+
+
+def remove_workspace(name: str) -> None:
+    """Remove the temporary workspace a killed `dvc exp run --temp -n <name>` left behind (a
+    copy of the project, tens of MB; DVC removes it itself unless the run is killed outright).
+    DVC 3.67 records each run in .dvc/tmp/exps/run/<id>/<id>.run (its ExecutorInfo, JSON: the
+    experiment's name, and the `root_dir` it works in, .dvc/tmp/exps/standalone/tmp...). Only a
+    directory recorded for this experiment, inside .dvc/tmp/exps, is removed, and only after
+    the trial's processes are gone."""
+    import shutil
+
+    exps = Path(".dvc", "tmp", "exps").resolve()
+    for info in exps.rglob("*.run"):
+        try:
+            record = json.loads(info.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or record.get("name") != name:
+            continue
+        workspace = Path(str(record.get("root_dir", ""))).resolve()
+        if workspace.is_relative_to(exps) and workspace.name.startswith("tmp") and workspace.is_dir():
+            shutil.rmtree(workspace, ignore_errors=True)

@@ -149,7 +149,22 @@ def test_a_killed_searchs_trials_are_settled_from_what_was_recorded() -> None:
     ):
         for key, value in {**common, **attrs}.items():
             trial.set_user_attr(key, value)
+    # What DVC records of each `dvc exp run --temp` (seen in DVC 3.67): s-1's run was killed
+    # outright, so its temporary workspace is still there; another experiment's is not ours,
+    # and a record pointing outside .dvc/tmp/exps is never followed.
+    exps = Path(".dvc", "tmp", "exps")
+    for run_id, name, root in [
+        ("a1", "s-1", exps / "standalone" / "tmpkilled"),
+        ("b2", "other-0", exps / "standalone" / "tmpother"),
+        ("c3", "s-1", Path("elsewhere", "tmpkeep")),
+    ]:
+        (root / "data").mkdir(parents=True)
+        info = exps / "run" / run_id / f"{run_id}.run"
+        info.parent.mkdir(parents=True)
+        info.write_text(json.dumps({"name": name, "root_dir": str(root.resolve()), "status": 1}))
     notes = recover(study)
+    assert not (exps / "standalone" / "tmpkilled").exists()
+    assert (exps / "standalone" / "tmpother" / "data").is_dir() and Path("elsewhere", "tmpkeep").is_dir()
     assert [(t.state.name, t.value) for t in study.get_trials()] == [
         ("COMPLETE", 0.5),
         ("FAIL", None),
