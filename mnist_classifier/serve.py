@@ -106,7 +106,10 @@ def load_classifier(model_path: Path, version: str | None) -> Classifier:
 
 
 def create_app(
-    classifier: Classifier, max_pictures: int = MAX_PICTURES, max_waiting: int = MAX_WAITING
+    classifier: Classifier,
+    max_pictures: int = MAX_PICTURES,
+    max_waiting: int = MAX_WAITING,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Any:
     """The Starlette app: the page, /info, /predict and /health; every error a JSON
     `{"error": "..."}`."""
@@ -145,7 +148,7 @@ def create_app(
             return too_large
         body, size = bytearray(), 0
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_S):
+            async with asyncio.timeout(body_timeout_s):
                 async for chunk in request.stream():  # counted as it comes: a lying header cannot help
                     size += len(chunk)
                     if size > DRAIN_BYTES:
@@ -155,7 +158,7 @@ def create_app(
         except ClientDisconnect:
             return error(400, "the upload was cut off.")
         except TimeoutError:
-            return error(408, f"the upload stalled: no whole picture within {BODY_TIMEOUT_S} s.")
+            return error(408, f"the upload stalled: no whole picture within {body_timeout_s:g} s.")
         if size > MAX_BYTES:
             return too_large
         if not body:
@@ -224,6 +227,12 @@ def main() -> None:
         default=MAX_WAITING,
         help="requests that may wait for their turn; past that, a 503 (default %(default)s)",
     )
+    parser.add_argument(
+        "--body-timeout",
+        type=positive,
+        default=BODY_TIMEOUT_S,
+        help="seconds an upload may take; a stalled one gets a 408 (default %(default)s)",
+    )
     args = parser.parse_args()
 
     import uvicorn
@@ -236,7 +245,7 @@ def main() -> None:
         else:
             model_path, version = args.model or pipeline_path("model_file"), None
         classifier = load_classifier(model_path, version)
-    app = create_app(classifier, args.max_pictures, args.max_waiting)
+    app = create_app(classifier, args.max_pictures, args.max_waiting, args.body_timeout)
     host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address, as URLs write it
     print(
         f"serve: model {classifier.md5[:12]} ({version or model_path}) loaded in "

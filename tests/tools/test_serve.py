@@ -37,7 +37,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model: Path) -> tuple[str, object]:
-    with served("--model", str(model)) as (url, proc):
+    with served("--model", str(model), "--body-timeout", "3") as (url, proc):
         yield url, proc
 
 
@@ -252,6 +252,25 @@ def test_an_ipv6_host_is_served_and_printed_as_a_url_a_browser_takes(model: Path
         log = (Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-{url.rsplit(':', 1)[1]}.log").read_text()
     assert status == 200 and answer["model"]["md5"]
     assert f"{url}/" in log, log  # http://[::1]:PORT/, not http://::1:PORT/
+
+
+def test_a_stalled_upload_gets_a_408_and_the_server_goes_on(server: tuple[str, object]) -> None:
+    import socket
+
+    url, proc = server
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as stalled:
+        stalled.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b"\x89PNG" * 10
+        )
+        answer = stalled.recv(65536).decode()  # within the 3 s this server gives an upload
+    head, body = answer.split("\r\n\r\n", 1)
+    assert head.startswith("HTTP/1.1 408") and json.loads(body) == {
+        "error": "the upload stalled: no whole picture within 3 s."
+    }, answer
+    expected, good, kind = drawings(1, seed=6)[0]
+    assert post(url, good, kind)[1]["predicted"] == expected and proc.poll() is None
 
 
 def test_ctrl_c_ends_the_server_even_with_an_upload_stalled_midway(model: Path) -> None:
