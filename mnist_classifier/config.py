@@ -129,14 +129,12 @@ MAX_SEED = 2**32 - 1  # Keras, TensorFlow and NumPy seeds stop here
 
 def _int(raw: dict[str, Any], key: str, minimum: int = 1, maximum: int | None = None) -> int:
     value = _get(raw, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _bad(
-            key,
-            value,
-            f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}",
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+        expected = (
+            f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
         )
-    if maximum is not None and value > maximum:
-        raise _bad(key, value, f"an integer from {minimum} to {maximum}")
+        raise _bad(key, value, expected)
     return value
 
 

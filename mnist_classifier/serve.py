@@ -223,7 +223,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--max-waiting",
-        type=int,
+        type=not_negative,
         default=MAX_WAITING,
         help="requests that may wait for their turn; past that, a 503 (default %(default)s)",
     )
@@ -259,13 +259,21 @@ def main() -> None:
 
 def port_number(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give a number from 1 to 65535")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give a number from 0 (any free one) to 65535"
+        )
     return int(text)
 
 
 def positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, at least 1")
+    return int(text)
+
+
+def not_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 0 or more")
     return int(text)
 
 

@@ -203,15 +203,17 @@ def _param(key: str, spec: Any, default: Any, at: _Where, where: str) -> Param:
     return Param(key, value=_dimension(key, spec, default, at, where))
 
 
-MAX_SEED = 2**31 - 1  # trial N draws with seed + N, which NumPy's generators take below 2**32
+MAX_STUDY_SEED = 2**31 - 1  # trial N draws with seed + N, which NumPy's generators take below 2**32
 
 
 def _integer(raw: dict[str, Any], key: str, at: _Where, minimum: int, maximum: int | None = None) -> int:
     value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise at.error(key, f"is {value!r}; it must be an integer >= {minimum}")
-    if maximum is not None and value > maximum:
-        raise at.error(key, f"is {value!r}; it must be an integer from {minimum} to {maximum}")
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+        expected = (
+            f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+        )
+        raise at.error(key, f"is {value!r}; it must be {expected}")
     return value
 
 
@@ -250,7 +252,7 @@ def load_settings(path: Path = TUNE_FILE, conf_dir: Path = Path("conf")) -> Sett
     settings = Settings(
         study=study,
         model=model,
-        seed=_integer(raw, "seed", at, 0, MAX_SEED),
+        seed=_integer(raw, "seed", at, 0, MAX_STUDY_SEED),
         trials=_integer(raw, "trials", at, 1),
         startup_trials=_integer({"startup_trials": raw.get("startup_trials", 8)}, "startup_trials", at, 0),
         pruning=raw.get("pruning", False),

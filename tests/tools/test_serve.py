@@ -47,15 +47,20 @@ def encoded(grey: np.ndarray, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def post(url: str, body: bytes, kind: str = "image/png") -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"{url}/predict", data=body, method="POST", headers={"Content-Type": kind}
-    )
+def request(url: str, method: str = "GET", body: bytes | None = None, kind: str = "image/png"):
+    """(status, headers, JSON body) of any request, error or not."""
+    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": kind})
     try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, resp.headers, json.loads(resp.read())
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        return err.code, err.headers, json.loads(err.read())
+
+
+def post(url: str, body: bytes, kind: str = "image/png") -> tuple[int, dict]:
+    """POST a picture to /predict: (status, JSON answer), error or not."""
+    status, _, answer = request(f"{url}/predict", "POST", body, kind)
+    return status, answer
 
 
 def drawings(n: int, seed: int) -> list[tuple[str, bytes, str]]:
@@ -138,16 +143,6 @@ def test_fifty_concurrent_requests_answer_as_sequential_ones_and_memory_stays_fl
         burst()
     grown = (psutil.Process(proc.pid).memory_info().rss - rss_before) / 2**20
     assert grown < 20, f"the server grew {grown:.0f} MB over 300 requests"
-
-
-def request(url: str, method: str = "GET", body: bytes | None = None, kind: str = "image/png"):
-    """(status, headers, JSON body) of any request, error or not."""
-    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": kind})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, resp.headers, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers, json.loads(err.read())
 
 
 def test_every_answer_is_json_and_media_types_are_read_as_the_standard_says(
