@@ -250,20 +250,20 @@ def test_an_ipv6_host_is_served_and_printed_as_a_url_a_browser_takes(model: Path
 
 
 def test_a_stalled_upload_gets_a_408_and_the_server_goes_on(server: tuple[str, object]) -> None:
-    import socket
+    import http.client
 
     url, proc = server
     host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as stalled:
-        stalled.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 100000\r\n\r\n" + b"\x89PNG" * 10
-        )
-        answer = stalled.recv(65536).decode()  # within the 3 s this server gives an upload
-    head, body = answer.split("\r\n\r\n", 1)
-    assert head.startswith("HTTP/1.1 408") and json.loads(body) == {
+    stalled = http.client.HTTPConnection(host, int(port), timeout=30)
+    stalled.putrequest("POST", "/predict")
+    stalled.putheader("Content-Type", "image/png")
+    stalled.putheader("Content-Length", "100000")
+    stalled.endheaders(b"\x89PNG" * 10)  # 40 of the 100,000 bytes it announced, then nothing
+    answer = stalled.getresponse()  # within the 3 s this server gives an upload
+    assert answer.status == 408 and json.loads(answer.read()) == {
         "error": "the upload stalled: no whole picture within 3 s."
-    }, answer
+    }
+    stalled.close()
     expected, good, kind = drawings(1, seed=6)[0]
     assert post(url, good, kind)[1]["predicted"] == expected and proc.poll() is None
 
