@@ -7,6 +7,9 @@ Each picture (PNG, JPEG or anything Pillow reads; dark ink on light paper is fin
 brought into MNIST's form (mnist_classifier.normalise), then classified. One line per picture:
 
     my_seven.jpg: 7 (98.1%), runner-up 1 (1.2%)
+    my_number.png: 42 (per digit: 4 97%, 2 91%)
+
+A picture of several digits side by side is read left to right as a number.
 
 A picture that cannot be read gets one line on stderr and exit status 1; the others are
 still answered.
@@ -25,9 +28,10 @@ import numpy as np
 from mnist_classifier.catalogue import load_dataset
 from mnist_classifier.cli import run_command
 from mnist_classifier.config import PARAMS_FILE, fetch_params, read_params
+from mnist_classifier.decoding import read_image
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.inference import load_model
-from mnist_classifier.normalise import PIXELS, read_image, to_mnist
+from mnist_classifier.normalise import PIXELS, to_digits
 from mnist_classifier.pipeline import pipeline_path
 
 CATALOGUE = Path("datasets.yaml")
@@ -64,21 +68,45 @@ def checked_model(path: Path, n_classes: int) -> object:
     return model
 
 
-def answers(files: list[Path], probs: np.ndarray, classes: list[str]) -> list[dict]:
-    """One record per picture: the predicted class, its probability, and the runner-up."""
-    records = []
-    for file, p in zip(files, probs):
-        first, second = np.argsort(-p, kind="stable")[:2]
+def _answer(p: np.ndarray, classes: list[str]) -> dict:
+    first, second = np.argsort(-p, kind="stable")[:2]
+    return {
+        "predicted": classes[first],
+        "probability": round(float(p[first]), 6),
+        "runner_up": classes[second],
+        "runner_up_probability": round(float(p[second]), 6),
+    }
+
+
+def answers(files: list[Path], counts: list[int], probs: np.ndarray, classes: list[str]) -> list[dict]:
+    """One record per picture: the predicted class, its probability, and the runner-up; for a
+    picture of several digits (`counts` of them), the number read left to right, the chance
+    that every digit is right, and each digit's own record under "digits"."""
+    records, start = [], 0
+    for file, count in zip(files, counts):
+        digits = [_answer(p, classes) for p in probs[start : start + count]]
+        start += count
+        if count == 1:
+            records.append({"file": str(file), **digits[0]})
+            continue
+        joint = float(np.prod([d["probability"] for d in digits]))
+        number = ("" if all(len(c) == 1 for c in classes) else " ").join(d["predicted"] for d in digits)
         records.append(
-            {
-                "file": str(file),
-                "predicted": classes[first],
-                "probability": round(float(p[first]), 6),
-                "runner_up": classes[second],
-                "runner_up_probability": round(float(p[second]), 6),
-            }
+            {"file": str(file), "predicted": number, "probability": round(joint, 6), "digits": digits}
         )
     return records
+
+
+def line(record: dict) -> str:
+    """A record as predict prints it: `7.png: 7 (98.1%), runner-up 1 (1.2%)`, or for a number
+    `42.png: 42 (per digit: 4 97%, 2 91%)`."""
+    if "digits" in record:
+        each = ", ".join(f"{d['predicted']} {100 * d['probability']:.2g}%" for d in record["digits"])
+        return f"{record['file']}: {record['predicted']} (per digit: {each})"
+    return (
+        f"{record['file']}: {record['predicted']} ({100 * record['probability']:.3g}%), "
+        f"runner-up {record['runner_up']} ({100 * record['runner_up_probability']:.2g}%)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,27 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     classes = class_names()
     model = checked_model(args.model or pipeline_path("model_file"), len(classes))
-    good, digits = [], []
+    good, counts, digits = [], [], []
     for path in args.images:
         try:
             picture = read_image(path)
             for note in picture.notes:
                 print(f"predict: note: {note}", file=sys.stderr)
-            digits.append(to_mnist(picture, str(path)))
+            found = to_digits(picture, str(path))
+            digits += found
+            counts.append(len(found))
             good.append(path)
         except PipelineError as exc:
             print(f"predict: error: {exc}", file=sys.stderr)
     records = []
     if digits:
         probs = model.predict(np.stack(digits).reshape(len(digits), PIXELS), verbose=0)
-        records = answers(good, probs, classes)
+        records = answers(good, counts, probs, classes)
     if args.json:
         print(json.dumps(records, indent=2))
     for r in records if not args.json else []:
-        print(
-            f"{r['file']}: {r['predicted']} ({100 * r['probability']:.3g}%), "
-            f"runner-up {r['runner_up']} ({100 * r['runner_up_probability']:.2g}%)"
-        )
+        print(line(r))
     return 0 if len(good) == len(args.images) else 1
 
 

@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from mnist_classifier.cli import run_command
+from mnist_classifier.decoding import PictureTooLargeError
 from mnist_classifier.errors import PipelineError
-from mnist_classifier.normalise import PIXELS, PictureTooLargeError
+from mnist_classifier.normalise import PIXELS
 from mnist_classifier.pipeline import pipeline_path
 from mnist_classifier.release import released_model
 
@@ -70,25 +71,38 @@ class Classifier:
     lock: threading.Lock
 
     def predict(self, body: bytes) -> dict[str, Any]:
-        """One picture's answer; PipelineError (one line) when it cannot be read."""
-        from PIL import Image
+        """One picture's answer; PipelineError (one line) when it cannot be read. A picture
+        of several digits side by side is answered as a number: `predicted` reads them left
+        to right, `probability` is the chance every one is right, and `digits` holds each
+        digit's own answer; for one digit its answer's fields are also at the top level."""
+        from mnist_classifier.decoding import read_image
+        from mnist_classifier.normalise import to_digits
 
-        from mnist_classifier.normalise import read_image, to_mnist
-
-        digit = to_mnist(
+        digits = to_digits(
             read_image(io.BytesIO(body), name="the picture", max_side=MAX_UPLOAD_SIDE), "the picture"
         )
         with self.lock:  # one forward pass at a time: the model is shared by every request
-            probs = self.model.predict(digit.reshape(1, PIXELS), verbose=0)[0]
+            probs = self.model.predict(np.stack(digits).reshape(len(digits), PIXELS), verbose=0)
+        each = [self._answer(p, digit) for p, digit in zip(probs, digits)]
+        joint = ("" if all(len(c) == 1 for c in self.classes) else " ").join(d["predicted"] for d in each)
+        answer = {
+            "predicted": joint,
+            "probability": round(float(np.prod([d["probability"] for d in each])), 6),
+        }
+        return {**answer, **(each[0] if len(each) == 1 else {}), "digits": each, "model": self.identity()}
+
+    def _answer(self, probs: np.ndarray, digit: np.ndarray) -> dict[str, Any]:
+        from PIL import Image
+
         order = np.argsort(-probs, kind="stable")
         png = io.BytesIO()
         Image.fromarray(digit).save(png, format="PNG")
         return {
             "predicted": self.classes[order[0]],
+            "probability": round(float(probs[order[0]]), 6),
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)},
             "top3": [{"class": self.classes[i], "probability": round(float(probs[i]), 6)} for i in order[:3]],
             "digit": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode(),
-            "model": self.identity(),
         }
 
     def identity(self) -> dict[str, str | None]:

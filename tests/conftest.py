@@ -36,6 +36,25 @@ def processed(tiny_raw: tuple[Path, catalogue.Dataset]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MLP trained on printed digits in MNIST's form, saved as the train stage does:
+    a model the picture tests (predict's, and pictures as people write them) read with."""
+    import numpy as np
+
+    from mnist_classifier import training
+    from tests.support.params import make_train_params
+    from tests.support.pictures import mnist_form
+
+    x, labels = mnist_form(1000, seed=0)
+    y = np.eye(10, dtype=np.float32)[labels]
+    p = make_train_params(epochs=30, batch_size=32)
+    model = training.train(p, (x.reshape(-1, 784), y), (x[:100].reshape(-1, 784), y[:100]))
+    path = tmp_path_factory.mktemp("model") / "printed.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project with its baseline run committed (build_baseline()), which the pipeline
     modules start from by taking a copy (helpers.baseline_copy()): built once per session.

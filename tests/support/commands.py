@@ -59,6 +59,13 @@ def dvc(
     return run(proj, sys.executable, "-m", "dvc", *args, env=env, check=check, timeout=timeout)
 
 
+def predict(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`mnist-predict <args>` (python -m mnist_classifier.predict), in the project by default."""
+    from tests.support.paths import ROOT
+
+    return run(cwd or ROOT, sys.executable, "-m", "mnist_classifier.predict", *map(str, args), check=False)
+
+
 def output(proc: subprocess.CompletedProcess) -> str:
     """A command's stdout and stderr together, as a person would see them."""
     return proc.stdout + proc.stderr

@@ -93,3 +93,101 @@ def stroke_model(path: Path, n: int = 600, seed: int = 0) -> Path:
     )
     model.save(path)
     return path
+
+
+# --- pictures as people write them: pens of any width, printed paper, numbers ---------------------
+
+PAPER, INK_REFLECTANCE, RULING = 0.9, 0.12, 0.55  # reflectances: paper, a pen's ink, printed lines
+
+
+def pen_drawing(digit: np.ndarray, pen: float, height: int = 430) -> np.ndarray:
+    """The digit's shape redrawn by a pen `pen` pixels wide at `height` pixels tall: its
+    skeleton (of the 28x28 scaled up) traced with a round nib, as ink coverage 0-1."""
+    from PIL import Image
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
+    crop = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    scale = height / crop.shape[0]
+    size = (max(1, round(crop.shape[1] * scale)), height)
+    big = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC), dtype=np.float32)
+    shape = ndimage.gaussian_filter(big, height / 60) > 127  # smooth edges: a skeleton without spurs
+    labels, _ = ndimage.label(shape)
+    areas = np.bincount(labels.ravel())
+    shape &= np.isin(labels, np.flatnonzero(areas >= 0.1 * areas[1:].max())) & (labels > 0)  # no crumbs
+    skeleton = np.pad(skeletonize(shape), int(pen) + 2)
+    return np.clip(pen / 2 + 0.5 - ndimage.distance_transform_edt(~skeleton), 0, 1).astype(np.float32)
+
+
+def on_paper(
+    coverage: np.ndarray, size: tuple[int, int], at: tuple[int, int], printed: np.ndarray | None = None
+) -> np.ndarray:
+    """Ink coverage placed at `at` (top, left) on a sheet of `size` (height, width), as
+    reflectance: paper, then any printed lines, then the ink over both."""
+    sheet = np.full(size, PAPER, dtype=np.float32) if printed is None else printed.copy()
+    top, left = at
+    h, w = coverage.shape
+    region = sheet[top : top + h, left : left + w]
+    region[:] = region * (1 - coverage) + INK_REFLECTANCE * coverage
+    return sheet
+
+
+def ruled_paper(size: tuple[int, int], spacing: int, grid: bool = False, offset: int = 7) -> np.ndarray:
+    """Paper printed with 2-pixel lines every `spacing` pixels (both ways for squared paper)."""
+    sheet = np.full(size, PAPER, dtype=np.float32)
+    for y in range(offset, size[0], spacing):
+        sheet[y : y + 2] = RULING
+    if grid:
+        for x in range(offset, size[1], spacing):
+            sheet[:, x : x + 2] = RULING
+    return sheet
+
+
+def underline(coverage: np.ndarray, pen: float, gap: int = 24) -> np.ndarray:
+    """The drawing with a straight line under it, a little wider than the digit."""
+    h, w = coverage.shape
+    margin = int(0.15 * w)
+    out = np.zeros((h + gap + int(pen) + 4, w + 2 * margin), dtype=np.float32)
+    out[:h, margin : margin + w] = coverage
+    out[h + gap : h + gap + max(2, int(pen))] = 1
+    return out
+
+
+def side_by_side(drawings: list[np.ndarray], gap: int = 40) -> np.ndarray:
+    """Drawings of single digits written left to right, bottoms aligned, `gap` pixels apart."""
+    h = max(d.shape[0] for d in drawings)
+    w = sum(d.shape[1] for d in drawings) + gap * (len(drawings) - 1)
+    out = np.zeros((h, w), dtype=np.float32)
+    x = 0
+    for d in drawings:
+        out[h - d.shape[0] :, x : x + d.shape[1]] = np.maximum(out[h - d.shape[0] :, x : x + d.shape[1]], d)
+        x += d.shape[1] + gap
+    return out
+
+
+def written(kind: str, digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """A picture of the digits (one, or several for `number`) as a person writes them:
+    `thin` (a 2-pixel pen at 430 pixels tall), `thick` (a 90-pixel marker: twice MNIST's width),
+    `plain`, `ruled`, `squared` or `underlined` (a 12-pixel pen), `number` (2-4 digits side
+    by side, 180-220 pixels tall)."""
+    from PIL import Image
+
+    pen = {"thin": 2.0, "thick": 90.0}.get(kind, 12.0)
+    drawing = (
+        side_by_side([pen_drawing(d, pen, height=int(rng.integers(180, 220))) for d in digits])
+        if (kind == "number")
+        else pen_drawing(digits[0], pen)
+    )
+    if kind == "underlined":
+        drawing = underline(drawing, pen)
+    h, w = drawing.shape
+    size = (h + 2 * int(rng.integers(30, 60)), w + 2 * int(rng.integers(30, 60)))
+    printed = {"ruled": ruled_paper(size, 70), "squared": ruled_paper(size, 48, grid=True)}.get(kind)
+    at = (int(rng.integers(20, size[0] - h - 19)), int(rng.integers(20, size[1] - w - 19)))
+    sheet = on_paper(drawing, size, at, printed)
+    sheet += rng.normal(0, 0.02, sheet.shape).astype(np.float32)
+    return Image.fromarray(np.round(np.clip(sheet, 0, 1) * 255).astype(np.uint8))
+
+
+WRITTEN_KINDS = ("plain", "thin", "thick", "ruled", "squared", "underlined")

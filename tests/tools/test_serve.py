@@ -365,6 +365,15 @@ def test_drawing_a_1_and_a_0_on_the_page_gets_them_read(
     ring = [(0.5 + 0.2 * np.sin(t), 0.5 - 0.3 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
     draw(page, ring)
     assert answer_of(page) == "0"
+
+    # A number: a bar, then a ring beside it, is read left to right as 10, one bar per digit.
+    page.click("#clear")
+    draw(page, [(0.22, 0.25), (0.22, 0.5), (0.23, 0.75)])
+    ring = [(0.65 + 0.14 * np.sin(t), 0.5 - 0.25 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
+    draw(page, ring)
+    page.wait_for_function("document.getElementById('answer').textContent === '10'", timeout=20_000)
+    assert page.locator("#top3 .bar").count() == 2
+    assert page.locator("#seen-more img").count() == 1
     footer = page.locator("#model").text_content()
     assert "MD5" in footer and "classes: 0, 1, 2" in footer
     page.screenshot(path=str(tmp_path / "page.png"))
