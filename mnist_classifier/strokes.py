@@ -9,8 +9,10 @@ their ink and MNIST's form that MNIST's own scans did not.
   whole picture, or when three or more run parallel (a digit's own bar is neither). Where a
   stroke crosses, touches or runs along it, the ink is kept. A single flat mark below all the
   others is an underline.
-- Several marks side by side are a number: connected marks are grouped by the columns they
-  share and read left to right; marks far lower than the tallest are specks. Touching digits
+- Several marks side by side are a number: connected marks are one digit when they share
+  half the narrower one's columns, or any columns while one lies wholly above the other (a
+  1 broken in two); the digits are read left to right; marks far lower than the tallest are
+  specks. Touching digits
   are one mark, and so one digit: splitting them is out of scope.
 - Stroke width: measured as ink mass per skeleton pixel with the digit 80 pixels tall, MNIST's
   test digits are 2.34 pixels wide in their 20-pixel box (1.24-4.65 for 98% of them). A
@@ -107,7 +109,9 @@ def digit_masks(ink: np.ndarray) -> list[np.ndarray]:
     groups: list[list[int]] = []
     for i in sorted(marks, key=lambda i: boxes[i][1].start):
         for group in groups:
-            if _shared_columns(boxes[i], [boxes[j] for j in group]) >= OVERLAP:
+            others = [boxes[j] for j in group]
+            columns, rows = _shared(boxes[i], others, 1), _shared(boxes[i], others, 0)
+            if columns >= OVERLAP or (columns > 0 and rows <= 0):  # beside, or stacked: one digit
                 group.append(i)
                 break
         else:
@@ -124,11 +128,12 @@ def _extent(boxes: list[tuple[slice, slice]], axis: int) -> int:
     return max(b[axis].stop for b in boxes) - min(b[axis].start for b in boxes)
 
 
-def _shared_columns(box: tuple[slice, slice], group: list[tuple[slice, slice]]) -> float:
-    """The share of the narrower of a mark and a group that their columns have in common."""
-    start, stop = min(b[1].start for b in group), max(b[1].stop for b in group)
-    shared = min(box[1].stop, stop) - max(box[1].start, start)
-    return shared / min(box[1].stop - box[1].start, stop - start)
+def _shared(box: tuple[slice, slice], group: list[tuple[slice, slice]], axis: int) -> float:
+    """The share of the narrower of a mark and a group that their columns (axis 1) or rows
+    (axis 0) have in common; negative for a gap between them."""
+    start, stop = min(b[axis].start for b in group), max(b[axis].stop for b in group)
+    shared = min(box[axis].stop, stop) - max(box[axis].start, start)
+    return shared / min(box[axis].stop - box[axis].start, stop - start)
 
 
 def _underline(marks: list[int], boxes: list[tuple[slice, slice]]) -> int | None:

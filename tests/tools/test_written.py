@@ -113,6 +113,12 @@ def test_digits_side_by_side_are_read_left_to_right_and_specks_are_not_digits() 
         size = (drawing.shape[0] + 80, drawing.shape[1] + 80)
         assert correlation(normalise.to_mnist(on_paper(drawing, size, (40, 40))), digit) > 0.95
 
+    broken = np.full((300, 200), PAPER, dtype=np.float32)  # a slanted 1 drawn in two strokes
+    for k in range(0, 250):
+        if not 120 <= k < 140:
+            broken[20 + k, 120 - k // 4 : 132 - k // 4] = 0.1
+    assert len(normalise.to_digits(broken)) == 1
+
     touching = side_by_side(drawings[:2], gap=50)  # joined by a stroke: one mark, out of scope
     touching[100:130] = 1
     size = (touching.shape[0] + 80, touching.shape[1] + 80)
