@@ -72,23 +72,59 @@ def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# Seconds the slow tests of each module take in a fresh-clone `make test` (benchmarks/
+# suite_timeline.py, 2026-12-01, 2 cores): only their order matters. A module not listed
+# counts 10 s a slow test.
+SLOW_SECONDS = {
+    "tests/pipeline/test_tuning.py": 360,
+    "tests/pipeline/test_experiments.py": 250,
+    "tests/pipeline/test_loop.py": 200,
+    "tests/pipeline/test_dvc_workflow.py": 190,
+    "tests/pipeline/test_models.py": 120,
+    "tests/pipeline/test_faults.py": 95,
+    "tests/unit/test_cnn.py": 95,
+    "tests/tools/test_serve.py": 85,
+    "tests/repo/test_cnn_frontier.py": 67,
+    "tests/pipeline/test_releases.py": 53,
+    "tests/pipeline/test_failures.py": 52,
+    "tests/unit/test_semantics.py": 51,
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first, dealt in turn to each pytest-xdist worker's share, otherwise in their
-    order. `make test` runs `-n auto --dist worksteal`, which hands worker i the i-th contiguous
-    share of this list and lets a worker that runs out take the end of another's queue. Sorted
-    slow-first alone, the first worker's share held every minute-long test and the last of them
-    ran alone at the end (94 s of the other core idle, 2026-12-01). Dealt, each share starts
-    with its half of the slow tests and ends with short ones, which are what gets shared."""
+    """Slow tests first, a whole module's in one pytest-xdist worker's share, otherwise in
+    their order. `make test` runs `-n auto --dist worksteal`, which hands worker i the i-th
+    contiguous share of this list and lets a worker that runs out take the end of another's
+    queue. Sorted slow-first alone, the first share held every minute-long test and the last
+    of them ran alone (94 s of the other core idle, 2026-12-01); dealt one test at a time, a
+    module's tests landed on both workers and each built the module's fixtures (a search of
+    four trials, a trained CNN) for itself. So modules are dealt, longest first, each to the
+    share with the least so far; short tests fill the shares and are what gets shared."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    fast = [item for item in items if not item.get_closest_marker("slow")]
+    modules: dict[str, list[pytest.Item]] = {}
+    fast = []
+    for item in items:
+        if item.get_closest_marker("slow"):
+            modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+        else:
+            fast.append(item)
     sizes, left = [], len(items)
     for i in range(workers):  # the shares xdist's worksteal scheduler cuts, in its order
         sizes.append(left // (workers - i))
         left -= sizes[-1]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0] * workers
+
+    def seconds(module: str) -> int:
+        return SLOW_SECONDS.get(module, 10 * len(modules[module]))
+
+    for module in sorted(modules, key=seconds, reverse=True):
+        lightest = load.index(min(load))
+        shares[lightest] += modules[module]
+        load[lightest] += seconds(module)
     ordered = []
-    for i, size in enumerate(sizes):
-        share = slow[i::workers]
-        ordered += share + fast[: max(0, size - len(share))]
-        fast = fast[max(0, size - len(share)) :]
+    for share, size in zip(shares, sizes):
+        take = max(0, size - len(share))
+        ordered += share + fast[:take]
+        fast = fast[take:]
     items[:] = ordered + fast
