@@ -7,9 +7,10 @@
 # browser tests and the shared-study tests.
 # Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
 # Installer: uv (on the PATH, else installed with pip into .tools/): the venv in 30 s where pip
-# takes 115 s (2026-11-30, this 2-core machine); INSTALLER=pip uses pip alone. uv leaves the
-# bytecode to be compiled on first import: compiling every installed module up front took
-# 23 s of a 24 s sync (41 s of CPU, 2026-12-01), mostly for modules nothing here imports.
+# takes 115 s (2026-11-30, this 2-core machine); INSTALLER=pip uses pip alone. Bytecode is
+# compiled at install (--compile-bytecode, 23 s of CPU-bound work): where PYTHONDONTWRITEBYTECODE
+# is set, as on this machine, nothing compiles it later, and every process would recompile
+# TensorFlow's modules on import (a tiny `dvc exp run` went 2-3x slower, 2026-12-01).
 
 # Every pinned package has wheels for these (numpy 2.4 and jax 0.10 need >= 3.11;
 # tensorflow-cpu 2.21 has none past 3.13). Newest first.
@@ -39,7 +40,7 @@ $(STAMP): requirements.lock
 ifeq ($(INSTALLER),uv)
 	test -x $(UV) || { $(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION); }
 	$(UV) venv --quiet --seed --python "$(PYTHON)" $(VENV)
-	$(UV) pip sync --quiet --require-hashes --python $(VENV)/bin/python requirements.lock
+	$(UV) pip sync --quiet --require-hashes --compile-bytecode --python $(VENV)/bin/python requirements.lock
 	$(UV) pip install --quiet --no-deps --no-build-isolation --python $(VENV)/bin/python -e .
 else
 	$(PYTHON) -m venv $(VENV)
