@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import os
 import sys
-from types import ModuleType
 
 from mnist_classifier.errors import PipelineError
 
@@ -17,34 +15,6 @@ def use_keras_backend(name: str) -> None:
     """
     os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-# Keras imports these when they are installed, each in a try/except, for extras no stage uses
-# (its scikit-learn wrappers, matplotlib image galleries, pandas DataFrame inputs): 2.1 s of a
-# 6.5 s `import keras` on the 2-core test machine (2026-12-01), in every train and evaluate run.
-OPTIONAL_EXTRAS = ("sklearn", "matplotlib", "pandas")
-
-
-class _Hidden(importlib.abc.MetaPathFinder):
-    """A finder that reports OPTIONAL_EXTRAS as not installed."""
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.partition(".")[0] in OPTIONAL_EXTRAS:
-            raise ModuleNotFoundError(f"{name} is hidden while Keras loads", name=name)
-
-
-def load_keras() -> ModuleType:
-    """`import keras`, the first time with its optional extras hidden (Keras then goes without
-    them, as when they are not installed). Code that imports them afterwards gets them."""
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
-    hidden = _Hidden()
-    sys.meta_path.insert(0, hidden)
-    try:
-        import keras
-    finally:
-        sys.meta_path.remove(hidden)
-    return keras
 
 
 def limit_threads(backend: str) -> None:

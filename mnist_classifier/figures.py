@@ -84,7 +84,9 @@ def curves_figure(path: Path, curves: dict[str, dict[str, tuple[list[int], list[
 def confusion_figure(path: Path, matrix: np.ndarray, classes: list[str]) -> None:
     """seaborn's annotated heatmap: counts in each cell, text colour set by the cell's shade."""
     plt = pyplot()
-    import seaborn as sns
+    from mnist_classifier.imports import load
+
+    sns = load("seaborn")  # without SciPy, which it need not load
 
     fig, ax = plt.subplots(figsize=(8, 6.5))
     sns.heatmap(
@@ -112,7 +114,9 @@ def confusion_figure(path: Path, matrix: np.ndarray, classes: list[str]) -> None
 
 def spread_figure(path: Path, groups: dict[str, list[float]], metric: str) -> None:
     """Each group's runs as dots over a box: the spread over seeds that a mean ± sd hides."""
-    import seaborn as sns
+    from mnist_classifier.imports import load
+
+    sns = load("seaborn")  # without SciPy, which it need not load
 
     plt = pyplot()
 

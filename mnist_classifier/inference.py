@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mnist_classifier.backend import load_keras, use_keras_backend
+from mnist_classifier.backend import use_keras_backend
 from mnist_classifier.errors import PipelineError, first_line
+from mnist_classifier.imports import load
 
 INFERENCE_BACKEND = "numpy"
 
@@ -19,7 +20,7 @@ INFERENCE_BACKEND = "numpy"
 def load_model(path: Path) -> Any:
     """Load a .keras file for inference, with safe_mode on so no embedded code can run."""
     use_keras_backend(INFERENCE_BACKEND)  # takes effect if Keras is not imported yet
-    keras = load_keras()
+    keras = load("keras")
 
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mnist_classifier.backend import limit_threads, load_keras, use_keras_backend
+from mnist_classifier.backend import limit_threads, use_keras_backend
 from mnist_classifier.cli import run_command, stage_paths
 from mnist_classifier.config import read_params, train_params
 from mnist_classifier.files import atomic_output, load_npz
+from mnist_classifier.imports import load
 from mnist_classifier.training import train
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     params = train_params(read_params())  # fail fast, before TensorFlow loads
     limit_threads(params.backend)
     use_keras_backend(params.backend)
-    load_keras()
+    load("keras")  # without its optional extras
     train_set = load_npz(args.data / "train.npz", ("x", "y"))
     val_set = load_npz(args.data / "val.npz", ("x", "y"))
     progress = Path(os.environ["TRAIN_PROGRESS"]) if os.environ.get("TRAIN_PROGRESS") else None
