@@ -242,12 +242,13 @@ def terminal_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(tmp_path: Path) -> None:
-    proj, mirror = tiny_project(tmp_path)
-    env = tool_env(DATA_MIRROR=str(mirror))
+def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(
+    tmp_path: Path, tiny_baseline: Path
+) -> None:
+    proj, env = baseline_copy(tiny_baseline, tmp_path / "copy")
+    env.pop("TRAIN_THREADS", None)
     set_space(proj, "cut", 4)
-    git(proj, "add", "-A")
-    git(proj, "commit", "-q", "-m", "project")
+    git(proj, "commit", "-q", "-am", "a small search space")
     journal = proj / ".tune" / "journal.log"
     cmd = [sys.executable, "-m", "mnist_classifier.tuning", "--jobs", "2"]
 
@@ -262,7 +263,8 @@ def test_ctrl_c_and_kill_9_lose_no_finished_trial_and_the_same_command_resumes(t
     study = load("cut", str(journal))
     assert "RUNNING" not in states(study), states(study)
     cut = [t for t in study.get_trials() if t.state.name == "FAIL"]
-    assert cut and all(t.user_attrs.get("cut") == "interrupted" for t in cut), (states(study), err)
+    outcomes = [t.user_attrs.get("outcome") for t in study.get_trials()]
+    assert cut and all(t.user_attrs.get("cut") == "interrupted" for t in cut), (states(study), outcomes, err)
     kept = {t.user_attrs["experiment"]: t.number for t in study.get_trials() if t.state.name == "COMPLETE"}
     assert kept and set(kept) <= set(exp_refs(proj))
 
