@@ -78,6 +78,12 @@ def _answer(p: np.ndarray, classes: list[str]) -> dict:
     }
 
 
+def joined(labels: list[str], classes: list[str]) -> str:
+    """A number's digits read left to right: "42"; classes longer than a character (Fashion-
+    MNIST's) are spaced out."""
+    return ("" if all(len(c) == 1 for c in classes) else " ").join(labels)
+
+
 def answers(files: list[Path], counts: list[int], probs: np.ndarray, classes: list[str]) -> list[dict]:
     """One record per picture: the predicted class, its probability, and the runner-up; for a
     picture of several digits (`counts` of them), the number read left to right, the chance
@@ -90,7 +96,7 @@ def answers(files: list[Path], counts: list[int], probs: np.ndarray, classes: li
             records.append({"file": str(file), **digits[0]})
             continue
         joint = float(np.prod([d["probability"] for d in digits]))
-        number = ("" if all(len(c) == 1 for c in classes) else " ").join(d["predicted"] for d in digits)
+        number = joined([d["predicted"] for d in digits], classes)
         records.append(
             {"file": str(file), "predicted": number, "probability": round(joint, 6), "digits": digits}
         )

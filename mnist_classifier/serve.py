@@ -9,9 +9,10 @@ JSON API it uses, which scripts can use too:
 
     curl --data-binary @seven.png -H 'Content-Type: image/png' http://127.0.0.1:8000/predict
 
-answers the predicted class, every class's probability, the top 3, the 28x28 picture the
-model saw (the normaliser's output, as a PNG data URL) and which model answered (its MD5,
-the hash DVC records, and its released version when served by `--rev`). The model is
+answers the predicted class (a number's digits read left to right, each with its own
+answer under "digits"), every class's probability, the top 3, the 28x28 picture the model
+saw (as a PNG data URL) and which model answered (its MD5, the hash DVC records, and its
+released version when served by `--rev`): mnist_classifier/classifier.py. The model is
 loaded once, before the server listens, on Keras' NumPy backend (no TensorFlow import).
 Bad input gets a 4xx with one JSON message and the server goes on serving; it listens on
 the loopback address unless told otherwise.
@@ -21,25 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import errno
-import hashlib
-import io
 import socket
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from mnist_classifier.classifier import Classifier, load_classifier
 from mnist_classifier.cli import run_command
 from mnist_classifier.decoding import PictureTooLargeError
 from mnist_classifier.errors import PipelineError
-from mnist_classifier.normalise import PIXELS
 from mnist_classifier.pipeline import pipeline_path
 from mnist_classifier.release import released_model
 
@@ -58,65 +52,6 @@ BODY_TIMEOUT_S = 30  # an upload that stalls longer gets a 408 and frees its con
 SHUTDOWN_TIMEOUT_S = 5  # Ctrl-C: requests still open after this are cut
 STATIC = Path(__file__).parent / "static"
 ACCEPTED = ("image/", "application/octet-stream")
-
-
-@dataclass
-class Classifier:
-    """The model, loaded once, with what the answers name: its classes and identity."""
-
-    model: Any
-    classes: list[str]
-    md5: str
-    version: str | None
-    lock: threading.Lock
-
-    def predict(self, body: bytes) -> dict[str, Any]:
-        """One picture's answer; PipelineError (one line) when it cannot be read. A picture
-        of several digits side by side is answered as a number: `predicted` reads them left
-        to right, `probability` is the chance every one is right, and `digits` holds each
-        digit's own answer; for one digit its answer's fields are also at the top level."""
-        from mnist_classifier.decoding import read_image
-        from mnist_classifier.normalise import to_digits
-
-        digits = to_digits(
-            read_image(io.BytesIO(body), name="the picture", max_side=MAX_UPLOAD_SIDE), "the picture"
-        )
-        with self.lock:  # one forward pass at a time: the model is shared by every request
-            probs = self.model.predict(np.stack(digits).reshape(len(digits), PIXELS), verbose=0)
-        each = [self._answer(p, digit) for p, digit in zip(probs, digits)]
-        joint = ("" if all(len(c) == 1 for c in self.classes) else " ").join(d["predicted"] for d in each)
-        answer = {
-            "predicted": joint,
-            "probability": round(float(np.prod([d["probability"] for d in each])), 6),
-        }
-        return {**answer, **(each[0] if len(each) == 1 else {}), "digits": each, "model": self.identity()}
-
-    def _answer(self, probs: np.ndarray, digit: np.ndarray) -> dict[str, Any]:
-        from PIL import Image
-
-        order = np.argsort(-probs, kind="stable")
-        png = io.BytesIO()
-        Image.fromarray(digit).save(png, format="PNG")
-        return {
-            "predicted": self.classes[order[0]],
-            "probability": round(float(probs[order[0]]), 6),
-            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)},
-            "top3": [{"class": self.classes[i], "probability": round(float(probs[i]), 6)} for i in order[:3]],
-            "digit": "data:image/png;base64," + base64.b64encode(png.getvalue()).decode(),
-        }
-
-    def identity(self) -> dict[str, str | None]:
-        return {"md5": self.md5, "version": self.version}
-
-
-def load_classifier(model_path: Path, version: str | None) -> Classifier:
-    """The model checked as predict checks it, with the class names of params.yaml's dataset."""
-    from mnist_classifier.predict import checked_model, class_names
-
-    classes = class_names()
-    model = checked_model(model_path, len(classes))
-    md5 = hashlib.md5(model_path.read_bytes()).hexdigest()
-    return Classifier(model, classes, md5, version, threading.Lock())
 
 
 def create_app(
@@ -186,7 +121,7 @@ def create_app(
         inside[0] += 1  # counted on the event loop's one thread: no lock needed
         try:
             async with decoding:
-                answer = await run_in_threadpool(classifier.predict, bytes(body))
+                answer = await run_in_threadpool(classifier.predict, bytes(body), MAX_UPLOAD_SIDE)
         except PictureTooLargeError as exc:
             return error(413, str(exc))
         except PipelineError as exc:
