@@ -107,7 +107,7 @@ def line(record: dict) -> str:
     """A record as predict prints it: `7.png: 7 (98.1%), runner-up 1 (1.2%)`, or for a number
     `42.png: 42 (per digit: 4 97%, 2 91%)`."""
     if "digits" in record:
-        each = ", ".join(f"{d['predicted']} {100 * d['probability']:.2g}%" for d in record["digits"])
+        each = ", ".join(f"{d['predicted']} {100 * d['probability']:.0f}%" for d in record["digits"])
         return f"{record['file']}: {record['predicted']} (per digit: {each})"
     return (
         f"{record['file']}: {record['predicted']} ({100 * record['probability']:.3g}%), "
