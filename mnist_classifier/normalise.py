@@ -15,6 +15,7 @@ import numpy as np
 
 from mnist_classifier.decoding import Picture
 from mnist_classifier.errors import PipelineError
+from mnist_classifier.strokes import digit_masks, with_mnist_stroke, without_printed_lines
 
 SIDE, BOX = 28, 20  # the field, and the box the digit's longer side is scaled to
 PIXELS = SIDE * SIDE  # what the models take: the field, flattened
@@ -97,8 +98,6 @@ def light_on_dark(picture: Picture | np.ndarray) -> np.ndarray:
 def _ink(picture: Picture | np.ndarray, source: str) -> np.ndarray:
     """The picture's ink, light on dark in [0, 1]: printed lines removed, paper grain and
     JPEG noise (fainter than INK) set to 0."""
-    from mnist_classifier.strokes import without_printed_lines
-
     ink = without_printed_lines(light_on_dark(picture))
     ink[ink < INK] = 0
     if not ink.any():
@@ -109,8 +108,6 @@ def _ink(picture: Picture | np.ndarray, source: str) -> np.ndarray:
 def to_digits(picture: Picture | np.ndarray, source: str = "picture") -> list[np.ndarray]:
     """Each digit in the picture, left to right, as a 28x28 uint8 in MNIST's form: one for a
     picture of a digit, several for a number written side by side."""
-    from mnist_classifier.strokes import digit_masks, with_mnist_stroke
-
     ink = _ink(picture, source)
     return [_field(with_mnist_stroke(_cropped(np.where(own, ink, 0)))) for own in digit_masks(ink)]
 
@@ -118,8 +115,6 @@ def to_digits(picture: Picture | np.ndarray, source: str = "picture") -> list[np
 def to_mnist(picture: Picture | np.ndarray, source: str = "picture") -> np.ndarray:
     """All of the picture's marks (bar an underline and specks) as one 28x28 uint8 digit in
     MNIST's form, light on dark."""
-    from mnist_classifier.strokes import digit_masks, with_mnist_stroke
-
     ink = _ink(picture, source)
     own = np.logical_or.reduce(digit_masks(ink))
     return _field(with_mnist_stroke(_cropped(np.where(own, ink, 0))))
