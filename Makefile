@@ -1,7 +1,7 @@
 # Two commands for a fresh machine:
 #   make repro   create .venv from requirements.lock, run the whole DVC pipeline
 #   make test    create .venv from requirements.lock, run the test suite (ruff's checks included)
-# More: make params, keep NAME=<experiment>, dry ARGS="epochs=30", gc, predict IMAGES="a.png b.jpg", serve, release VERSION=1.2.0, tune, compare, lint,
+# More: make params, keep NAME=<experiment>, dry ARGS="epochs=30", gc, predict IMAGES="a.png b.jpg", demo-digits, serve, release VERSION=1.2.0, tune, compare, lint,
 # format, bench, mutation, lock.
 # `make test` also installs Debian's chromium and postgresql when missing (as root), for the
 # browser tests and the shared-study tests.
@@ -30,7 +30,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-.PHONY: repro test browser database test-fast mutation bench compare params keep dry gc predict serve release tune lint format lock venv clean
+.PHONY: repro test browser database test-fast mutation bench compare params keep dry gc predict demo-digits serve release tune lint format lock venv clean
 
 venv: $(STAMP)
 
@@ -132,7 +132,13 @@ predict: $(STAMP)
 	python -m mnist_classifier.predict $$PREDICT_IMAGES
 predict: export PREDICT_IMAGES := $(IMAGES)
 
-# The draw-a-digit page and its JSON API on http://127.0.0.1:8000/ (ARGS="--rev v1.2.0 --port 8080").
+# The demo own set: scikit-learn's UCI digits rendered as photos in data/own/uci_digits (docs/own-data.md).
+demo-digits: $(STAMP)
+	python -m mnist_classifier.demo_digits $$DEMO_ARGS
+demo-digits: export DEMO_ARGS := $(ARGS)
+
+# The draw-a-digit page and its JSON API on http://127.0.0.1:8000/ (ARGS="--rev v1.2.0 --port 8080",
+# ARGS="--collect data/own/collected" to save corrections as an own set).
 serve: $(STAMP)
 	python -m mnist_classifier.serve $$SERVE_ARGS
 serve: export SERVE_ARGS := $(ARGS)

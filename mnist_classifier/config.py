@@ -56,10 +56,20 @@ class FetchParams:
 
 
 @dataclass(frozen=True)
+class Mix:
+    """Own sets (datasets.yaml's `own:` section) added to the dataset's training set, each
+    also scored on its own test split (the `mix:` block)."""
+
+    sets: tuple[str, ...] = ()
+    weight: float = 1.0  # each own training picture's weight in the loss; 0: scored, never trained on
+
+
+@dataclass(frozen=True)
 class PreprocessParams:
     dataset: str
     seed: int
     val_fraction: float
+    mix: Mix = field(default_factory=Mix)
 
 
 @dataclass(frozen=True)
@@ -230,11 +240,25 @@ def fetch_params(raw: dict[str, Any]) -> FetchParams:
     return FetchParams(dataset=_dataset(raw))
 
 
+def _names(raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = _get(raw, key)
+    if (
+        not isinstance(value, list)
+        or any(not isinstance(v, str) or not v for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise _bad(
+            key, value, "a list of distinct own set names from datasets.yaml's `own:`, e.g. [uci_digits]"
+        )
+    return tuple(value)
+
+
 def preprocess_params(raw: dict[str, Any]) -> PreprocessParams:
     return PreprocessParams(
         dataset=_dataset(raw),
         seed=_int(raw, "seed", minimum=0, maximum=MAX_SEED),
         val_fraction=_float(raw, "val_fraction", 0.0, 1.0, closed_low=False),
+        mix=Mix(sets=_names(raw, "mix.sets"), weight=_float(raw, "mix.weight", 0.0, 1e6, closed_low=True)),
     )
 
 

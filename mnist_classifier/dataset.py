@@ -1,10 +1,13 @@
 """The dataset in the form training reads: IDX parsed and checked, split, one-hot labels.
 
 Each split is an .npz with `x` (uint8 pixels 0-255, N x 784), `y` (one-hot float32,
-N x classes) and `classes` (names). Pixels stay bytes: a quarter of float32's size for DVC
-to hash and cache, and the model scales them itself (its Rescaling layer), so it reads any
-picture in the same 0-255 form. The validation split is a seeded, stratified slice of the
-training set, so the test set never steers training.
+N x classes) and `classes` (names). Own sets named by the `mix` param (own_sets.py) join
+the training split, which then also holds `w`, each row's weight in the loss; their test
+splits go to own_test.npz (`names`, and `x_<name>`, `y_<name>` for each), so evaluate
+scores each apart from the dataset's own test set. Pixels stay bytes: a quarter of
+float32's size for DVC to hash and cache, and the model scales them itself (its Rescaling
+layer), so it reads any picture in the same 0-255 form. The validation split is a seeded,
+stratified slice of the training set, so the test set never steers training.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_classifier.catalogue import Dataset
+from mnist_classifier.catalogue import Dataset, OwnSet
+from mnist_classifier.config import Mix
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import atomic_output
 
@@ -84,14 +88,22 @@ def to_features(images: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple
     return x, y
 
 
-def split_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified train/validation indices: each class gives `fraction` of itself."""
+def split_indices(
+    labels: np.ndarray, fraction: float, seed: int, at_least_one: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified train/validation indices: each class gives `fraction` of itself
+    (rounded). With at_least_one (an own set's test split), a set too small for any class to
+    give one still gives one picture of its largest class (a handful of corrections)."""
     rng = np.random.default_rng(seed)
-    val = []
+    val, largest = [], None
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
         val.append(members[: int(round(fraction * len(members)))])
+        if largest is None or len(members) > len(largest):
+            largest = members
     val_idx = np.sort(np.concatenate(val))
+    if at_least_one and not len(val_idx) and largest is not None and len(labels) > 1:
+        val_idx = largest[:1]
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     if not len(train_idx) or not len(val_idx):
         raise PipelineError(
@@ -101,8 +113,17 @@ def split_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     return train_idx, val_idx
 
 
-def preprocess(dataset: Dataset, raw_dir: Path, out_dir: Path, val_fraction: float, seed: int) -> None:
-    """Validate both raw splits, carve out validation, and write all three .npz at once."""
+def preprocess(
+    dataset: Dataset,
+    raw_dir: Path,
+    out_dir: Path,
+    val_fraction: float,
+    seed: int,
+    own: tuple[OwnSet, ...] = (),
+    mix: Mix | None = None,
+) -> None:
+    """Validate both raw splits and every own set, carve out validation, and write all four
+    .npz at once."""
     files = {role: raw_dir / f.name for role, f in dataset.files.items()}
     n = len(dataset.classes)
     train_images, train_labels = load_split(files["train_images"], files["train_labels"], n)
@@ -114,7 +135,31 @@ def preprocess(dataset: Dataset, raw_dir: Path, out_dir: Path, val_fraction: flo
         "val": (train_images[val_idx], train_labels[val_idx]),
         "test": (test_images, test_labels),
     }
+    mix = mix or Mix()
+    features = {name: to_features(images, labels, n) for name, (images, labels) in splits.items()}
+    weights, own_test = None, {"names": np.array([set_.name for set_ in own], dtype=str)}
+    if own:
+        from mnist_classifier.own_sets import read_own_set
+
+        extra_x, extra_y = [features["train"][0]], [features["train"][1]]
+        weights = [np.ones(len(extra_x[0]), dtype=np.float32)]
+
+        def split(labels: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+            return split_indices(labels, fraction, seed, at_least_one=True)
+
+        for set_ in own:
+            train, test = read_own_set(set_, dataset.classes, split)
+            print(f"preprocess: own set {set_.name}: {len(train)} to train on, {len(test)} to test with")
+            own_test[f"x_{set_.name}"], own_test[f"y_{set_.name}"] = to_features(test.x, test.labels, n)
+            if mix.weight > 0:
+                x, y = to_features(train.x, train.labels, n)
+                extra_x.append(x)
+                extra_y.append(y)
+                weights.append(np.full(len(x), mix.weight, dtype=np.float32))
+        features["train"] = (np.concatenate(extra_x), np.concatenate(extra_y))
+        weights = np.concatenate(weights) if mix.weight > 0 else None
     with atomic_output(out_dir, directory=True) as tmp:
-        for name, (images, labels) in splits.items():
-            x, y = to_features(images, labels, n)
-            np.savez(tmp / f"{name}.npz", x=x, y=y, classes=classes)
+        for name, (x, y) in features.items():
+            extra = {"w": weights} if name == "train" and weights is not None else {}
+            np.savez(tmp / f"{name}.npz", x=x, y=y, classes=classes, **extra)
+        np.savez(tmp / "own_test.npz", classes=classes, **own_test)

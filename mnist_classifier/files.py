@@ -97,8 +97,9 @@ def load_yaml(path: Path) -> Any:
         raise PipelineError(f"{path} is not valid YAML: {exc}") from None
 
 
-def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Load named arrays from an .npz; pickled objects are refused, never executed."""
+def load_npz(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Load named arrays from an .npz (and those of `optional` it holds); pickled objects are
+    refused, never executed."""
     if Path(path).is_file() and not zipfile.is_zipfile(path):  # numpy would call it a pickle
         raise PipelineError(
             f"{path} is not a readable .npz (not a zip archive); rerun `dvc repro` to rebuild it."
@@ -108,7 +109,7 @@ def load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             missing = [k for k in keys if k not in data.files]
             if missing:
                 raise PipelineError(f"{path} lacks {', '.join(missing)}; rerun `dvc repro` to rebuild it.")
-            return {k: data[k] for k in keys}
+            return {k: data[k] for k in (*keys, *optional) if k in data.files}
     except FileNotFoundError:
         raise PipelineError(f"{path} not found; run `dvc repro` to build it.") from None
     except ValueError as exc:  # numpy refuses object arrays without allow_pickle
@@ -125,3 +126,10 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Write arrays to `path` atomically (uncompressed: loading speed beats disk here)."""
     with atomic_output(path) as tmp:
         np.savez(tmp, **arrays)
+
+
+def load_own_tests(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """own_test.npz (mnist_classifier.dataset): each own set's test split, by name, as (x, y)."""
+    names = load_npz(path, ("names",))["names"]
+    arrays = load_npz(path, tuple(f"{k}_{name}" for name in names for k in ("x", "y")))
+    return {str(name): (arrays[f"x_{name}"], arrays[f"y_{name}"]) for name in names}

@@ -79,9 +79,11 @@ def train(
     val_xy: tuple[np.ndarray, np.ndarray],
     log_dir: Path | None = None,
     progress: Path | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> keras.Model:
     """Fit a fresh model; with log_dir, dvclive records each epoch's metrics there, and with
-    progress, each epoch's validation accuracy is appended there too (see progress_writer)."""
+    progress, each epoch's validation accuracy is appended there too (see progress_writer).
+    sample_weight: each training row's weight in the loss (own sets mixed in by the `mix` param)."""
     make_deterministic(params.seed)
     model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
     callbacks = []
@@ -98,6 +100,7 @@ def train(
         callbacks.append(progress_writer(progress))
     model.fit(
         *train_xy,
+        sample_weight=sample_weight,
         batch_size=params.batch_size,
         epochs=params.epochs,
         validation_data=val_xy,

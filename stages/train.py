@@ -25,12 +25,17 @@ def main() -> None:
     limit_threads(params.backend)
     use_keras_backend(params.backend)
     load("keras")  # without its optional extras
-    train_set = load_npz(args.data / "train.npz", ("x", "y"))
+    train_set = load_npz(args.data / "train.npz", ("x", "y"), optional=("w",))  # w: own sets mixed in
     val_set = load_npz(args.data / "val.npz", ("x", "y"))
     progress = Path(os.environ["TRAIN_PROGRESS"]) if os.environ.get("TRAIN_PROGRESS") else None
     with atomic_output(args.log, directory=True) as log_tmp, atomic_output(args.model) as model_tmp:
         model = train(
-            params, (train_set["x"], train_set["y"]), (val_set["x"], val_set["y"]), log_tmp, progress
+            params,
+            (train_set["x"], train_set["y"]),
+            (val_set["x"], val_set["y"]),
+            log_tmp,
+            progress,
+            sample_weight=train_set.get("w"),
         )
         model.save(model_tmp)
 

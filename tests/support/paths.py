@@ -19,6 +19,7 @@ PROJECT_FILES = (
     "params.yaml",
     "datasets.yaml",
     "tune.yaml",
+    "data/own/README.md",  # data/own/, the own sets' folder: a dep of preprocess
     ".dvc/config",
     ".dvcignore",
     ".gitignore",

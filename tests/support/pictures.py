@@ -191,3 +191,23 @@ def written(kind: str, digits: list[np.ndarray], rng: np.random.Generator) -> Im
 
 
 WRITTEN_KINDS = ("plain", "thin", "thick", "ruled", "squared", "underlined")
+
+
+def on_paper_digit(digit: int, seed: int) -> Image.Image:
+    """A printed digit as dark ink on paper, 96x96."""
+    from PIL import Image
+
+    ink = printed_digit(digit, np.random.default_rng(seed))
+    return Image.fromarray(np.round((1 - 0.8 * ink) * 240).astype(np.uint8))
+
+
+def own_folder(root: Path, per_class: int = 2, seed: int = 0) -> list[Path]:
+    """An own folder set: root/<label>/*.png, per_class printed digits on paper of each class."""
+    paths = []
+    for i in range(10 * per_class):
+        label = i % 10
+        path = root / str(label) / f"p{seed + i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        on_paper_digit(label, seed + i).save(path)
+        paths.append(path)
+    return paths

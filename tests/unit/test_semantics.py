@@ -263,7 +263,9 @@ def test_the_preprocess_stage_splits_with_the_seed_param(
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(
-        sys, "argv", ["preprocess", "--catalogue", "datasets.yaml", "--raw", str(raw), "--out", "out"]
+        sys,
+        "argv",
+        ["preprocess", "--catalogue", "datasets.yaml", "--raw", str(raw), "--own", "own", "--out", "out"],
     )
     preprocess.main()
     for split in ("train", "val", "test"):
@@ -345,6 +347,7 @@ def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
         y=np.eye(5, dtype=np.float32)[Y_TRUE],
         classes=np.array(CLASSES),
     )
+    np.savez(tmp_path / "own_test.npz", names=np.array([], dtype=str), classes=np.array(CLASSES))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params()))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(
@@ -356,6 +359,8 @@ def evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
             "model.keras",
             "--test",
             "test.npz",
+            "--own-test",
+            "own_test.npz",
             "--metrics",
             "metrics.json",
             "--predictions",

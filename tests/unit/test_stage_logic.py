@@ -33,7 +33,7 @@ PARAM_LOADERS = {
 # fetch the files' names and checksums, preprocess those and the class names; never mirrors.
 CATALOGUE_PARAMS = {
     "fetch": {"${catalogue}": ["${dataset}.files"]},
-    "preprocess": {"${catalogue}": ["${dataset}.files", "${dataset}.classes"]},
+    "preprocess": {"${catalogue}": ["${dataset}.files", "${dataset}.classes", "own"]},
 }
 
 
