@@ -1,7 +1,7 @@
 """`make serve`: draw a digit in the browser (or drop a photo) and watch the model answer.
 
     python -m mnist_classifier.serve [--model models/model.keras | --rev v1.2.0|prod]
-                                     [--host 127.0.0.1] [--port 8000]
+                                     [--host 127.0.0.1] [--port 8000] [--collect DIR]
     (or `mnist-serve ...`, or `make serve`)
 
 One page (mnist_classifier/static/index.html, no file from any CDN: it works offline) and a
@@ -16,6 +16,10 @@ released version when served by `--rev`): mnist_classifier/classifier.py. The mo
 loaded once, before the server listens, on Keras' NumPy backend (no TensorFlow import).
 Bad input gets a 4xx with one JSON message and the server goes on serving; it listens on
 the loopback address unless told otherwise.
+
+With `--collect DIR` (off unless asked), the page also offers "that was a ...": the picture
+is saved under its corrected label as DIR/<label>/<hash>.png (or .jpg), a folder own set
+(mnist_classifier/own_sets.py) that `dvc add DIR` versions and the `mix` param trains on.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mnist_classifier.classifier import Classifier, load_classifier
 from mnist_classifier.cli import run_command
 from mnist_classifier.decoding import PictureTooLargeError
 from mnist_classifier.errors import PipelineError
+from mnist_classifier.own_sets import save_picture
 from mnist_classifier.pipeline import pipeline_path
 from mnist_classifier.release import released_model
 
@@ -59,9 +64,10 @@ def create_app(
     max_pictures: int = MAX_PICTURES,
     max_waiting: int = MAX_WAITING,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    collect: Path | None = None,
 ) -> Any:
-    """The Starlette app: the page, /info, /predict and /health; every error a JSON
-    `{"error": "..."}`."""
+    """The Starlette app: the page, /info, /predict, /health and, with `collect`, /collect;
+    every error a JSON `{"error": "..."}`."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
@@ -80,12 +86,16 @@ def create_app(
         return HTMLResponse(page)
 
     async def info(request: Request) -> JSONResponse:
-        return JSONResponse({"classes": classifier.classes, "model": classifier.identity()})
+        return JSONResponse(
+            {"classes": classifier.classes, "model": classifier.identity(), "collect": collect is not None}
+        )
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    async def predict(request: Request) -> JSONResponse:
+    async def picture_body(request: Request) -> bytes | JSONResponse:
+        """The request's picture bytes, or the error answer: a picture's media type, within
+        MAX_BYTES, whole within the body timeout."""
         kind = request.headers.get("content-type", "")
         if not kind.lower().startswith(ACCEPTED):  # media types are case-insensitive
             return error(
@@ -112,6 +122,12 @@ def create_app(
             return too_large
         if not body:
             return error(400, "the body is empty: send the picture's bytes.")
+        return bytes(body)
+
+    async def predict(request: Request) -> JSONResponse:
+        body = await picture_body(request)
+        if isinstance(body, JSONResponse):
+            return body
         if inside[0] >= max_pictures + max_waiting:
             response = error(
                 503, f"busy: {inside[0]} pictures are being read or wait; try again in a moment."
@@ -121,7 +137,7 @@ def create_app(
         inside[0] += 1  # counted on the event loop's one thread: no lock needed
         try:
             async with decoding:
-                answer = await run_in_threadpool(classifier.predict, bytes(body), MAX_UPLOAD_SIDE)
+                answer = await run_in_threadpool(classifier.predict, body, MAX_UPLOAD_SIDE)
         except PictureTooLargeError as exc:
             return error(413, str(exc))
         except PipelineError as exc:
@@ -130,6 +146,38 @@ def create_app(
             inside[0] -= 1
         return JSONResponse(answer)
 
+    async def save(request: Request) -> JSONResponse:
+        label = request.query_params.get("label", "")
+        if collect is None:
+            return error(404, "collecting is off; start the server with --collect DIR to save corrections.")
+        if label not in classifier.classes:
+            return error(
+                400, f"label {label!r} is no class; give ?label= one of {', '.join(classifier.classes)}."
+            )
+        body = await picture_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        async with decoding:  # a picture the model can read (one digit), or a 4xx: never junk
+            try:
+                answer = await run_in_threadpool(classifier.predict, body, MAX_UPLOAD_SIDE)
+            except PictureTooLargeError as exc:
+                return error(413, str(exc))
+            except PipelineError as exc:
+                return error(422, str(exc))
+        if len(answer["digits"]) != 1:
+            return error(422, f"the picture holds {len(answer['digits'])} digits; save one digit at a time.")
+        try:
+            saved, count = await run_in_threadpool(save_picture, collect, label, body)
+        except OSError as exc:
+            return error(507, f"cannot save into {collect}: {exc.strerror or exc}.")
+        if saved is None:
+            return error(
+                507, f"{collect} holds {count:,} pictures, the most it takes; `dvc add` it and collect anew."
+            )
+        return JSONResponse(
+            {"saved": str(saved), "label": label, "count": count, "predicted": answer["predicted"]}
+        )
+
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         """Starlette's own answers (404, 405) in the same shape as ours."""
         status = getattr(exc, "status_code", 500)
@@ -137,7 +185,8 @@ def create_app(
         if status == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
         elif status == 404:
-            detail = f"nothing at {request.url.path}; the page is /, the API /predict, /info and /health."
+            api = "/predict, /collect, /info and /health"
+            detail = f"nothing at {request.url.path}; the page is /, the API {api}."
         return error(status, detail)
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -150,6 +199,7 @@ def create_app(
             Route("/info", info),
             Route("/health", health),
             Route("/predict", predict, methods=["POST"]),
+            Route("/collect", save, methods=["POST"]),
         ],
     )
 
@@ -182,7 +232,18 @@ def main() -> None:
         default=BODY_TIMEOUT_S,
         help="seconds an upload may take; a stalled one gets a 408 (default %(default)s)",
     )
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        metavar="DIR",
+        help="offer 'that was a ...' on the page, saving corrected pictures as DIR/<label>/ "
+        "(an own set: docs/own-data.md); off by default",
+    )
     args = parser.parse_args()
+    if args.collect is not None and args.collect.exists() and not args.collect.is_dir():
+        raise PipelineError(
+            f"--collect {args.collect}: not a folder; give a folder (it is created if absent)."
+        )
 
     import uvicorn
 
@@ -194,11 +255,12 @@ def main() -> None:
         else:
             model_path, version = args.model or pipeline_path("model_file"), None
         classifier = load_classifier(model_path, version)
-    app = create_app(classifier, args.max_pictures, args.max_waiting, args.body_timeout)
+    app = create_app(classifier, args.max_pictures, args.max_waiting, args.body_timeout, args.collect)
     host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address, as URLs write it
     print(
         f"serve: model {classifier.md5[:12]} ({version or model_path}) loaded in "
-        f"{time.perf_counter() - started:.1f} s; http://{host}:{listening.getsockname()[1]}/",
+        f"{time.perf_counter() - started:.1f} s; http://{host}:{listening.getsockname()[1]}/"
+        + (f"; saving corrections in {args.collect}/" if args.collect else ""),
         file=sys.stderr,
         flush=True,
     )

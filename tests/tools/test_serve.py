@@ -20,8 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_classifier.decoding import read_image
+from mnist_classifier.normalise import to_mnist
+from mnist_classifier.own_sets import read_folder
 from tests.support.paths import ROOT
-from tests.support.pictures import stroke_model, stroke_picture
+from tests.support.pictures import side_by_side, stroke_model, stroke_picture
 from tests.support.servers import served
 
 pytestmark = pytest.mark.slow  # a server subprocess that loads Keras, and a browser
@@ -36,8 +39,14 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(model: Path) -> tuple[str, object]:
-    with served("--model", str(model), "--body-timeout", "3") as (url, proc):
+def collected(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the module's server saves corrections in (`--collect`)."""
+    return tmp_path_factory.mktemp("collected") / "own"
+
+
+@pytest.fixture(scope="module")
+def server(model: Path, collected: Path) -> tuple[str, object]:
+    with served("--model", str(model), "--body-timeout", "3", "--collect", str(collected)) as (url, proc):
         yield url, proc
 
 
@@ -241,12 +250,51 @@ def test_bad_arguments_and_a_port_in_use_are_one_line_before_the_model_loads(tmp
             assert "loaded" not in err  # refused before the model was read
 
 
-def test_an_ipv6_host_is_served_and_printed_as_a_url_a_browser_takes(model: Path) -> None:
+def test_a_default_server_on_ipv6_prints_a_url_a_browser_takes_and_collects_nothing(model: Path) -> None:
     with served("--model", str(model), "--host", "::1") as (url, _):
         status, _, answer = request(f"{url}/info")
         log = (Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-{url.rsplit(':', 1)[1]}.log").read_text()
+        # Saving corrections is opt-in: this server, started without --collect, saves nothing.
+        bar = encoded(stroke_picture("bar", rng()), "PNG")
+        refused_status, _, refused = request(f"{url}/collect?label=1", "POST", bar)
     assert status == 200 and answer["model"]["md5"]
     assert f"{url}/" in log, log  # http://[::1]:PORT/, not http://::1:PORT/
+    assert answer["collect"] is False
+    assert refused_status == 404 and "--collect DIR" in refused["error"]
+
+
+def rng() -> np.random.Generator:
+    return np.random.default_rng(5)
+
+
+def test_collect_files_a_picture_under_its_label_once_and_refuses_what_it_cannot_file(
+    server: tuple[str, object], collected: Path
+) -> None:
+    url, _ = server
+    bar = encoded(stroke_picture("bar", rng()), "PNG")
+    cases = [  # (query, body, status, words)
+        ("label=x", bar, 400, "label 'x' is no class"),
+        ("", bar, 400, "label '' is no class"),
+        ("label=4", b"not a picture", 422, "not a picture Pillow can read"),
+        ("label=4", encoded(np.zeros((64, 64)), "PNG"), 422, "no ink found"),
+        (
+            "label=4",
+            encoded(1 - side_by_side([1 - stroke_picture("bar", rng())] * 2), "PNG"),
+            422,
+            "holds 2 digits",
+        ),
+    ]
+    for query, body, code, words in cases:
+        status, _, answer = request(f"{url}/collect?{query}", "POST", body)
+        assert status == code and words in answer["error"], (query, answer)
+    assert not (collected / "4").exists()  # nothing filed for any of them
+    status, _, answer = request(f"{url}/collect?label=7", "POST", bar)
+    assert status == 200 and answer["label"] == "7" and answer["predicted"] == "1", answer
+    saved = Path(answer["saved"])
+    assert saved.parent == collected / "7" and saved.read_bytes() == bar
+    count = answer["count"]
+    status, _, again = request(f"{url}/collect?label=7", "POST", bar)  # a double click: one file
+    assert again["saved"] == answer["saved"] and again["count"] == count
 
 
 def test_a_stalled_upload_gets_a_408_and_the_server_goes_on(server: tuple[str, object]) -> None:
@@ -380,6 +428,34 @@ def test_drawing_a_1_and_a_0_on_the_page_gets_them_read(
     if os.environ.get("SAVE_SCREENSHOT"):  # how docs/serve.png is made
         page.screenshot(path=str(SCREENSHOT))
     assert (tmp_path / "page.png").stat().st_size > 0
+
+
+def test_that_was_a_on_the_page_saves_the_drawing_as_an_own_set_reads_it(
+    server: tuple[str, object], browser: object, collected: Path
+) -> None:
+    url, _ = server
+    page = browser.new_page()
+    page.goto(url)
+    ring = [(0.5 + 0.2 * np.sin(t), 0.5 - 0.3 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)]
+    draw(page, ring)
+    assert answer_of(page) == "0"
+    assert page.locator("#collect").is_visible()
+    page.click("#collect button[data-label='6']")  # "no: that was a 6"
+    page.wait_for_function("document.getElementById('saved').textContent.startsWith('Saved as a 6')")
+    files = list((collected / "6").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".png"
+    # The folder is an own set: preprocess reads the drawing as predict read it, labelled 6.
+    pictures, seen = read_folder(collected, tuple(map(str, range(10))), problems := [])
+    assert not problems and seen >= 1
+    mine = [i for i, s in enumerate(pictures.sources) if s == str(files[0])]
+    assert len(mine) == 1 and pictures.labels[mine[0]] == 6
+    np.testing.assert_array_equal(pictures.x[mine[0]], to_mnist(read_image(files[0])).reshape(-1))
+    # A number is not one label: the buttons go away.
+    page.click("#clear")
+    draw(page, [(0.22, 0.25), (0.22, 0.5), (0.23, 0.75)])
+    draw(page, [(0.65 + 0.14 * np.sin(t), 0.5 - 0.25 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)])
+    page.wait_for_function("document.getElementById('answer').textContent === '10'", timeout=20_000)
+    assert not page.locator("#collect").is_visible()
 
 
 def test_uploading_a_photo_and_a_bad_file_on_the_page(
