@@ -27,17 +27,25 @@ OUT = Path("data/own/uci_digits")
 TEST_SHARE = 0.25  # the file's last quarter, in one piece: held-out writers
 SCALE = 10  # 8x8 -> 80x80 of ink
 MARGIN = 20  # paper round the digit
+INK_CUT, EDGE = 0.4, 0.05  # coverage that is ink, and how soft the stroke's edge is
 
 
 def render(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An 8x8 array of ink counts (0-16) as a photo: uint8, dark ink on lit, grainy paper."""
+    """An 8x8 array of ink counts (0-16) as a photo: uint8, dark ink on lit, grainy paper.
+
+    The counts are how much of each 4x4 block of a binary 32x32 bitmap was ink: upsampled
+    smoothly and cut at half, they give back a pen's solid strokes (with a soft edge), not
+    the grey haze that the counts themselves would draw."""
     from PIL import Image, ImageFilter
 
-    ink = Image.fromarray((counts / 16 * 255).astype(np.uint8))
-    ink = ink.resize((8 * SCALE, 8 * SCALE), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(2))
+    coverage = Image.fromarray((counts / 16 * 255).astype(np.uint8))
+    coverage = coverage.resize((8 * SCALE, 8 * SCALE), Image.Resampling.BICUBIC).filter(
+        ImageFilter.GaussianBlur(2)
+    )
+    stroke = 1 / (1 + np.exp(-(np.asarray(coverage, dtype=np.float32) / 255 - INK_CUT) / EDGE))
     side = 8 * SCALE + 2 * MARGIN
     field = np.zeros((side, side), dtype=np.float32)
-    field[MARGIN:-MARGIN, MARGIN:-MARGIN] = np.asarray(ink, dtype=np.float32) / 255
+    field[MARGIN:-MARGIN, MARGIN:-MARGIN] = stroke
     light = np.linspace(0.95, 0.75, side)[None, :] * rng.uniform(0.9, 1.0)  # a lamp to one side
     photo = light * (1 - 0.8 * field) + rng.normal(0, 0.03, (side, side))
     return (np.clip(photo, 0, 1) * 255).round().astype(np.uint8)
