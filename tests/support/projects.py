@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.support.commands import dvc, git, tool_env
+from tests.support.commands import dvc, git, output, tool_env
 from tests.support.data import add_to_catalogue, catalogue_entry, write_dataset
 from tests.support.params import configure
 from tests.support.paths import PROJECT_FILES, ROOT
@@ -47,10 +47,15 @@ def tiny_project(tmp: Path) -> tuple[Path, Path]:
     return proj, tmp / "mirror"
 
 
+BUILD_LOG = "repro.log"  # beside the baseline's project: what its first `dvc repro` printed
+
+
 def build_baseline(root: Path) -> None:
-    """tiny_project() in root, with its baseline `dvc repro` committed (dvc.lock in git)."""
+    """tiny_project() in root, with its baseline `dvc repro` committed (dvc.lock in git) and
+    that first repro's output in root/BUILD_LOG (a test of the first run reads it there)."""
     proj, mirror = tiny_project(root)
-    dvc(proj, "repro", env=tool_env(DATA_MIRROR=str(mirror), TRAIN_THREADS="1"))
+    first = dvc(proj, "repro", env=tool_env(DATA_MIRROR=str(mirror), TRAIN_THREADS="1"))
+    (root / BUILD_LOG).write_text(output(first))
     git(proj, "add", "-A")
     git(proj, "commit", "-qm", "tiny baseline")
 
