@@ -30,7 +30,8 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.
 check_python = $(if $(PYTHON),,$(error no supported Python found: this project needs Python 3.11, 3.12 or 3.13 (python3.11 to python3.13 on the PATH were tried); install one, or point at it: make test PYTHON=/path/to/python3.12))$(if $(shell $(call supported,$(PYTHON)) && echo ok),,$(error PYTHON=$(PYTHON) is not a working Python 3.11, 3.12 or 3.13; point PYTHON at one of those))
 
-WORKERS ?= auto  # pytest-xdist workers for `make test`: one per core
+# pytest-xdist workers for `make test` (auto: one per core).
+WORKERS ?= auto
 .PHONY: repro test browser database test-fast mutation bench compare params keep dry gc predict demo-digits serve release tune lint format lock venv clean
 
 venv: $(STAMP)
@@ -58,7 +59,8 @@ repro: $(STAMP)
 # the other, where load scheduling left one idle for the last 139 s. 500 s of tests on two
 # workers, 1443 s on one (2026-11-30, 2 cores; benchmarks/RESULTS.md).
 test: $(STAMP) browser database
-	python -m pytest -n $(WORKERS) --dist worksteal
+	python -m pytest -n "$$TEST_WORKERS" --dist worksteal
+test: export TEST_WORKERS := $(WORKERS)
 
 # The page's tests drive Debian's Chromium (Playwright's own download cannot work offline):
 # installed here when missing and this is a root shell with apt-get, else one line saying what to do.

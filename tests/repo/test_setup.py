@@ -118,6 +118,7 @@ INJECTIONS = {
         + ["--study", "s; touch INJECTED"],
     ),
     "serve": (["ARGS=--port 1; touch INJECTED"], ["--port", "1;", "touch", "INJECTED"]),
+    "demo-digits": (["ARGS=--out x; touch INJECTED"], ["--out", "x;", "touch", "INJECTED"]),
     "dry": (["ARGS=epochs=3 `touch INJECTED`"], ["dry", "epochs=3", "`touch", "INJECTED`"]),
     "params": (["ARGS=epochs=3 && touch INJECTED"], ["epochs=3", "&&", "touch", "INJECTED"]),
 }
@@ -125,7 +126,7 @@ INJECTIONS = {
 
 @pytest.mark.parametrize("case", INJECTIONS)
 def test_makefile_variables_reach_the_command_as_data_never_as_shell(tmp_path: Path, case: str) -> None:
-    target = case.split("-")[0]
+    target = case.removesuffix("-option")
     variables, expected = INJECTIONS[case]
     argv_log = tmp_path / "argv"
     fake = _fake_bin(tmp_path / "bin")
