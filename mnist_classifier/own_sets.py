@@ -290,6 +290,11 @@ def save_picture(root: Path, label: str, body: bytes) -> tuple[Path | None, int]
     """Save a corrected picture as root/<label>/<hash>.<png|jpg>, whole or not at all:
     (its path, the pictures in root), or (None, count) when root is full. Named by content, so
     a picture saved twice (a double click) is one file; not a PNG or JPEG, it is saved as PNG."""
+    if label in ("", ".", "..") or "/" in label or "\\" in label or label.startswith("."):
+        raise PipelineError(
+            f"class {label!r} cannot name a folder; a folder set needs class names that are plain "
+            "names (as MNIST's 0-9 are)."
+        )
     count = sum(1 for _ in root.rglob("*") if _.is_file())
     if count >= MAX_COLLECTED:
         return None, count

@@ -168,6 +168,8 @@ def create_app(
             return error(422, f"the picture holds {len(answer['digits'])} digits; save one digit at a time.")
         try:
             saved, count = await run_in_threadpool(save_picture, collect, label, body)
+        except PipelineError as exc:
+            return error(422, str(exc))
         except OSError as exc:
             return error(507, f"cannot save into {collect}: {exc.strerror or exc}.")
         if saved is None:

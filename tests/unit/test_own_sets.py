@@ -271,3 +271,37 @@ def test_the_demo_set_is_rendered_the_same_every_time_with_its_last_quarter_held
     assert max(index["train"]) < min(index["test"])  # one piece at the end: other writers
     read_train, read_test = own_sets.read_own_set(own(tmp_path / "a"), CLASSES, split)
     assert (len(read_train), len(read_test)) == (30, 10)  # every rendered picture reads as one digit
+
+
+def _encoded(fmt: str) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    paper(4, 0).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".png")])
+def test_a_collected_picture_is_filed_once_by_content_where_the_folder_reader_takes_it(
+    tmp_path: Path, fmt: str, suffix: str
+) -> None:
+    body = _encoded(fmt)
+    path, count = own_sets.save_picture(tmp_path, "4", body)
+    assert path.parent == tmp_path / "4" and path.suffix == suffix and count == 1
+    assert own_sets.save_picture(tmp_path, "4", body) == (path, 1)  # a double click: one file
+    pictures, seen = own_sets.read_folder(tmp_path, CLASSES, problems := [])
+    assert seen == 1 and not problems and list(pictures.labels) == [4]
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary file left
+
+
+def test_collecting_stops_at_its_limit_and_refuses_a_class_that_is_no_folder_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(own_sets, "MAX_COLLECTED", 2)
+    for digit in (1, 2):
+        own_sets.save_picture(tmp_path, str(digit), _encoded("PNG")[:-12] + bytes([digit]) * 12)
+    assert own_sets.save_picture(tmp_path, "3", _encoded("PNG")) == (None, 2)
+    assert not (tmp_path / "3").exists()
+    for label in ("T-shirt/top", "..", ".hidden"):
+        with pytest.raises(PipelineError, match="cannot name a folder"):
+            own_sets.save_picture(tmp_path, label, _encoded("PNG"))
