@@ -24,7 +24,7 @@ from mnist_classifier.config import lookup
 from tests.support.commands import dvc, output, run, tool_env
 from tests.support.data import FILE_NAMES, add_to_catalogue, catalogue_entry, idx_bytes, write_dataset
 from tests.support.params import default_params, set_params
-from tests.support.paths import MODEL, OUTPUTS, PROBS, PROCESSED, RAW, ROOT
+from tests.support.paths import MODEL, OUTPUTS, PROBS, PROCESSED, RAW, RAW_ROOT, ROOT
 from tests.support.projects import copy_project
 from tests.support.servers import http_mirror
 from tests.support.stages import leftovers, run_stage, stage_command
@@ -211,7 +211,12 @@ def test_good_raw_files_pass_preprocess(project: Path) -> None:
     write_dataset(project / RAW, n_train=100, n_test=40)
     proc = run_stage(project, "preprocess")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in (project / PROCESSED).iterdir()) == ["test.npz", "train.npz", "val.npz"]
+    assert sorted(p.name for p in (project / PROCESSED).iterdir()) == [
+        "own_test.npz",  # no own set mixed in: it names none
+        "test.npz",
+        "train.npz",
+        "val.npz",
+    ]
 
 
 # ---------------------------------------------------------------- data: catalogue
@@ -388,7 +393,7 @@ def test_dvc_exp_run_with_a_misspelt_param_fails_clearly(tmp_path: Path) -> None
     assert "Could not override 'epoch'" in out and "not in struct" in out, out
     assert "Traceback" not in out, out
     assert (project / "params.yaml").read_text() == before
-    assert not (project / "data").exists()  # no stage ran
+    assert not (project / RAW_ROOT).exists() and not (project / PROCESSED).exists()  # no stage ran
 
 
 # ---------------------------------------------------------------- safety
@@ -471,6 +476,7 @@ def test_keras_model_with_a_lambda_layer_is_refused(project: Path) -> None:
         y=np.eye(10, dtype=np.float32)[np.arange(20) % 10],
         classes=np.array(list("0123456789")),
     )
+    np.savez(project / PROCESSED / "own_test.npz", names=np.array([], dtype=str))
     proc = run_stage(project, "evaluate")
     assert_clean_failure(proc, "evaluate", project, f"{MODEL} was refused", "Lambda", "dvc repro train")
     assert not marker.exists()

@@ -194,7 +194,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
                 faulty,
                 tool_env(DATA_MIRROR=slow),
                 "fetch",
-                lambda: written(data),
+                lambda: written(faulty / RAW_ROOT),
                 whole_group=True,
                 log=logs["fetch"],
             )
