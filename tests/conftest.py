@@ -87,7 +87,7 @@ SLOW_SECONDS = {
     "tests/repo/test_cnn_frontier.py": 67,
     "tests/pipeline/test_releases.py": 53,
     "tests/pipeline/test_failures.py": 52,
-    "tests/pipeline/test_own_data.py": 60,  # not yet timed in a fresh clone: one run measured here
+    "tests/pipeline/test_own_data.py": 45,
     "tests/unit/test_semantics.py": 51,
 }
 
