@@ -64,28 +64,24 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
     base: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     proj, env = base
-    dvc_out(proj, env, "exp", "run", "--queue", "-S", "model=mlp,cnn", "-S", "seed=1,2")
+    # A grid over models (seed 1 each; the baseline is the MLP at seed 42, a second seed).
+    dvc_out(proj, env, "exp", "run", "--queue", "-S", "model=mlp,cnn", "-S", "seed=1")
     # One that fails (its train stage refuses 0 epochs): its copy carries the committed
     # metrics, which must not count as a run.
     dvc_out(proj, env, "exp", "run", "--queue", "-n", "doomed", "-S", "epochs=0", "-S", "seed=7")
     dvc_out(proj, env, "queue", "start", "-j", "2")
     status = wait_for_queue(proj, env)
-    assert status.count("Success") == 4 and status.count("Failed") == 1, status
+    assert status.count("Success") == 2 and status.count("Failed") == 1, status
     found = {name: exp for name, exp in experiments(proj).items() if name != "doomed"}
-    assert sorted((p["model"], p["seed"]) for p, _ in found.values()) == [
-        ("cnn", 1),
-        ("cnn", 2),
-        ("mlp", 1),
-        ("mlp", 2),
-    ]
+    assert sorted((p["model"], p["seed"]) for p, _ in found.values()) == [("cnn", 1), ("mlp", 1)]
     for p, _ in found.values():  # each run holds its own model's params, and only those
         assert (p["model"] in p) and ({"mlp", "cnn"} - {p["model"]}).isdisjoint(p), p
 
     # The same params alone, in another clone, give the same metrics to the last digit.
     alone = tmp_path / "alone"
     git(tmp_path, "clone", "-q", str(proj), str(alone))
-    dvc_out(alone, env, "exp", "run", "-S", "model=cnn", "-S", "seed=2")
-    queued = next(m for p, m in found.values() if (p["model"], p["seed"]) == ("cnn", 2))
+    dvc_out(alone, env, "exp", "run", "-S", "model=cnn", "-S", "seed=1")
+    queued = next(m for p, m in found.values() if (p["model"], p["seed"]) == ("cnn", 1))
     assert json.loads((alone / METRICS).read_text()) == queued
 
     # make compare: one row per model, mean ± sd worked out here. The baseline commit's own
@@ -106,6 +102,8 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
 
     def mean_sd(xs: list[float]) -> str:
         mean = sum(xs) / len(xs)
+        if len(xs) == 1:  # one run has no spread to show
+            return f"{mean:.4f} (one run: no spread)"
         sd = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
         return f"{mean:.4f} ± {sd:.4f}"
 
@@ -118,7 +116,8 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
             mean_sd([g["accuracy"] for g in group]),
             mean_sd([g["loss"] for g in group]),
         ]
-    assert rows["mlp"][:2] == ["3", "1, 2, 42"] and rows["cnn"][:2] == ["2", "1, 2"]
+    assert rows["mlp"][:2] == ["2", "1, 42"] and rows["cnn"][:2] == ["1", "1"]
+    assert "±" in rows["mlp"][2] and "±" not in rows["cnn"][2]
     best = max(
         ("mlp", "cnn"),
         key=lambda k: statistics.mean(m["test"]["accuracy"] for p, m in found.values() if p["model"] == k),
