@@ -124,10 +124,9 @@ def create_app(
             return error(400, "the body is empty: send the picture's bytes.")
         return bytes(body)
 
-    async def predict(request: Request) -> JSONResponse:
-        body = await picture_body(request)
-        if isinstance(body, JSONResponse):
-            return body
+    async def answered(body: bytes) -> dict[str, Any] | JSONResponse:
+        """The model's answer to a picture, read in its turn (at most max_pictures at once,
+        max_waiting more waiting, past that a 503), or the error answer."""
         if inside[0] >= max_pictures + max_waiting:
             response = error(
                 503, f"busy: {inside[0]} pictures are being read or wait; try again in a moment."
@@ -144,7 +143,14 @@ def create_app(
             return error(422, str(exc))
         finally:
             inside[0] -= 1
-        return JSONResponse(answer)
+        return answer
+
+    async def predict(request: Request) -> JSONResponse:
+        body = await picture_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        answer = await answered(body)
+        return answer if isinstance(answer, JSONResponse) else JSONResponse(answer)
 
     async def save(request: Request) -> JSONResponse:
         label = request.query_params.get("label", "")
@@ -157,13 +163,9 @@ def create_app(
         body = await picture_body(request)
         if isinstance(body, JSONResponse):
             return body
-        async with decoding:  # a picture the model can read (one digit), or a 4xx: never junk
-            try:
-                answer = await run_in_threadpool(classifier.predict, body, MAX_UPLOAD_SIDE)
-            except PictureTooLargeError as exc:
-                return error(413, str(exc))
-            except PipelineError as exc:
-                return error(422, str(exc))
+        answer = await answered(body)  # a picture the model can read (one digit), or a 4xx: never junk
+        if isinstance(answer, JSONResponse):
+            return answer
         if len(answer["digits"]) != 1:
             return error(422, f"the picture holds {len(answer['digits'])} digits; save one digit at a time.")
         try:
