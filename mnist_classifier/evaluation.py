@@ -20,6 +20,28 @@ from mnist_classifier.files import atomic_output, save_npz
 EVAL_BATCH_SIZE = 4096
 
 
+SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # (rows, columns): the digit, up, down, left, right
+
+
+def shifted(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Each flat square picture of x moved by whole pixels, the border filled with 0 (no ink)."""
+    side = int(np.sqrt(x.shape[1]))
+    images, out = x.reshape(-1, side, side), np.zeros((len(x), side, side), dtype=x.dtype)
+    dst = (slice(max(rows, 0), side + min(rows, 0)), slice(max(cols, 0), side + min(cols, 0)))
+    src = (slice(max(-rows, 0), side + min(-rows, 0)), slice(max(-cols, 0), side + min(-cols, 0)))
+    out[:, dst[0], dst[1]] = images[:, src[0], src[1]]
+    return out.reshape(len(x), -1)
+
+
+def predict_probs(model: Any, x: np.ndarray, shift_average: bool = False) -> np.ndarray:
+    """The class probabilities for x; with shift_average, the mean of the model's answers for
+    each digit and its four 1-pixel shifts (test-time augmentation: five passes, not one)."""
+    if not shift_average:
+        return model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    views = [model.predict(shifted(x, r, c), batch_size=EVAL_BATCH_SIZE, verbose=0) for r, c in SHIFTS]
+    return np.mean(views, axis=0)
+
+
 def test_loss(y_onehot: np.ndarray, probs: np.ndarray) -> float:
     """The training loss (categorical cross-entropy) on the test set, from one predict pass."""
     import keras
@@ -55,12 +77,14 @@ def score(y_true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]
     }
 
 
-def score_own_sets(model: object, own: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+def score_own_sets(
+    model: object, own: dict[str, tuple[np.ndarray, np.ndarray]], shift_average: bool = False
+) -> dict[str, Any]:
     """Each own set's test split scored apart: accuracy, loss and how many pictures, so a
     gain on your digits and a loss on the dataset's both show in `dvc metrics diff`."""
     result = {}
     for name, (x, y) in own.items():
-        probs = model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        probs = predict_probs(model, x, shift_average)
         result[name] = {
             "accuracy": round(float(np.mean(probs.argmax(1) == y.argmax(1))), 6),
             "loss": round(test_loss(y, probs), 6),

@@ -38,8 +38,13 @@ def mlp(config: MlpConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
 def cnn(config: CnnConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
     """Keras' `mnist_convnet` example with batch normalisation and light augmentation.
 
-    Each `filters` entry is a block: `convs` times (3x3 convolution, batch norm, relu), then a
-    2x2 max-pool. The augmentation (random shifts) is active in training only.
+    Each `filters` entry is a block of `convs` convolutions (kernel x kernel, no bias: batch
+    norm has one), each with batch norm and relu, and a 2x2 max-pool: after the last relu
+    (`conv-bn-relu-pool`), or straight after the last convolution (`conv-pool-bn-relu`), so
+    that batch norm and relu work on the pooled map, a quarter of the size. Max-pooling
+    commutes with relu and, per channel, with batch norm's scaling whenever that is positive,
+    so the order changes the arithmetic's cost far more than what the network can express.
+    The augmentation (random shifts) is active in training only.
     """
     import keras
     from keras import layers
@@ -53,14 +58,19 @@ def cnn(config: CnnConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
         # Whole-pixel shifts only: rotations and zooms resample the image again, which
         # blurred the digits and cost accuracy (benchmarks/RESULTS.md, the CNN rows).
         model.add(layers.RandomTranslation(0.1, 0.1, fill_mode="constant", interpolation="nearest"))
+    pool_first = config.order == "conv-pool-bn-relu"
     for filters in config.filters:
-        for _ in range(config.convs):
-            model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False))  # BN has the bias
+        for i in range(config.convs):
+            model.add(layers.Conv2D(filters, config.kernel, padding=config.padding, use_bias=False))
+            if pool_first and i == config.convs - 1:
+                model.add(layers.MaxPooling2D())
             model.add(layers.BatchNormalization())
             model.add(layers.Activation("relu"))
-        model.add(layers.MaxPooling2D())
+        if not pool_first:
+            model.add(layers.MaxPooling2D())
     model.add(layers.Flatten())
-    model.add(layers.Dropout(config.dropout))
+    if config.flat_dropout:
+        model.add(layers.Dropout(config.flat_dropout))
     model.add(layers.Dense(config.dense_units, activation="relu"))
     model.add(layers.Dropout(config.dropout))
     model.add(layers.Dense(n_classes, activation="softmax"))
@@ -70,14 +80,15 @@ def cnn(config: CnnConfig, n_inputs: int, n_classes: int) -> keras.Sequential:
 BUILDERS: dict[type, Callable] = {MlpConfig: mlp, CnnConfig: cnn}  # config type -> network
 
 
-def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> keras.Model:
+def build_model(params: TrainParams, n_inputs: int, n_classes: int, steps_per_epoch: int = 1) -> keras.Model:
     """The network params.network describes, compiled as the seed is (cross-entropy, accuracy;
-    the CNN's targets smoothed by its `label_smoothing`)."""
+    the CNN's targets smoothed by its `label_smoothing`), with the rate `learning_rate` gives
+    for `steps_per_epoch` batches an epoch."""
     import keras
 
     model = BUILDERS[type(params.network)](params.network, n_inputs, n_classes)
     optimizer = keras.optimizers.get(
-        {"class_name": params.optimizer, "config": {"learning_rate": params.learning_rate}}
+        {"class_name": params.optimizer, "config": {"learning_rate": learning_rate(params, steps_per_epoch)}}
     )
     smoothing = params.network.label_smoothing if isinstance(params.network, CnnConfig) else 0.0
     model.compile(
@@ -92,11 +103,28 @@ def build_model(params: TrainParams, n_inputs: int, n_classes: int) -> keras.Mod
     return model
 
 
-def learning_rate_schedule(params: TrainParams) -> Callable[[int, float], float] | None:
-    """`lr_schedule: cosine` falls along a half cosine from `learning_rate` towards 0 by the
-    last epoch: large early steps, then the settling that the last 0.1% needs. `constant`
-    (the seed's) needs no schedule (None)."""
-    if params.lr_schedule == "constant":
-        return None
-    start, epochs = params.learning_rate, params.epochs
-    return lambda epoch, _lr: start * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+def learning_rate(
+    params: TrainParams, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.CosineDecay:
+    """The optimizer's rate, step by step, as Keras' CosineDecay.
+
+    First a linear climb from 0 over `warmup_epochs` (at most all epochs but the last): large
+    steps from random weights can throw batch norm's statistics off. Then `lr_schedule:
+    cosine` falls along a half cosine to 0 by the last step (large early steps, then the
+    settling that the last 0.1% needs); `constant` stays at `learning_rate` (alpha 1: no
+    decay). The seed (constant, no warm-up) gets the plain number.
+    """
+    # The warm-up leaves the last epoch at least to the schedule: `-S epochs=1` trains at once.
+    warmup_epochs = min(params.warmup_epochs, params.epochs - 1)
+    if params.lr_schedule == "constant" and not warmup_epochs:
+        return params.learning_rate
+    import keras
+
+    warmup = warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else params.learning_rate,
+        decay_steps=(params.epochs - warmup_epochs) * steps_per_epoch,
+        alpha=1.0 if params.lr_schedule == "constant" else 0.0,
+        warmup_target=params.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from mnist_classifier.config import TrainParams
 from mnist_classifier.errors import raise_if_interrupted
-from mnist_classifier.networks import build_model, learning_rate_schedule
+from mnist_classifier.networks import build_model
 
 if TYPE_CHECKING:
     import keras
@@ -66,7 +66,9 @@ def progress_writer(path: Path) -> keras.callbacks.Callback:
 
     class ProgressWriter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            line = json.dumps({"epoch": epoch, "val_accuracy": float((logs or {})["val_accuracy"])})
+            if "val_accuracy" not in (logs or {}):  # `validation: last_epoch`: not scored yet
+                return
+            line = json.dumps({"epoch": epoch, "val_accuracy": float(logs["val_accuracy"])})
             with path.open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
 
@@ -85,12 +87,9 @@ def train(
     progress, each epoch's validation accuracy is appended there too (see progress_writer).
     sample_weight: each training row's weight in the loss (own sets mixed in by the `mix` param)."""
     make_deterministic(params.seed)
-    model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1])
+    steps_per_epoch = -(-len(train_xy[0]) // params.batch_size)
+    model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1], steps_per_epoch)
     callbacks = []
-    if schedule := learning_rate_schedule(params):
-        import keras
-
-        callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     if log_dir is not None:
         from dvclive import Live
 
@@ -104,6 +103,9 @@ def train(
         batch_size=params.batch_size,
         epochs=params.epochs,
         validation_data=val_xy,
+        # last_epoch: the validation set is scored once, at the end (a few % of an epoch saved
+        # each epoch), so the logs and `make tune`'s pruning see it only then.
+        validation_freq=params.epochs if params.validation == "last_epoch" else 1,
         callbacks=callbacks,
         verbose=2,
     )

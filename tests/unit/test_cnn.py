@@ -4,7 +4,6 @@ predictions that do not depend on the batch size."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,8 @@ import pytest
 from mnist_classifier import config, networks, training
 from tests.support.params import default_params, make_train_params
 
-SMALL = {"filters": [4, 6], "convs": 2, "dense_units": 8, "augment": True}
+# The old layout (3x3 `same` convolutions, pooled last), small: its maps never shrink to nothing.
+SMALL = {"filters": [4, 6], "convs": 2, "kernel": 3, "padding": "same", "dense_units": 8, "augment": True}
 
 
 def _xy(processed: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -26,24 +26,102 @@ def _layers(model: object) -> list[tuple[str, dict]]:
 
 
 def test_the_default_cnn_is_built_as_conf_says() -> None:
+    """conf/model/cnn.yaml's network, read back from Keras: shifts, then two blocks of a 5x5
+    `valid` convolution without bias, pooled before its batch norm and relu; dense 128, one
+    dropout after it; 184,874 weights (the issue's count for this layout)."""
     params = config.train_params(default_params("cnn"))
     cnn = params.network
     model = networks.build_model(params, 784, 10)
     layers = _layers(model)
-    smoothing = model.loss.get_config()["label_smoothing"] if cnn.label_smoothing else 0.0
-    assert smoothing == pytest.approx(cnn.label_smoothing)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(cnn.label_smoothing) == 0.1
     names = [name for name, _ in layers]
+    assert names == [
+        "Rescaling", "Reshape", "RandomTranslation",
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "Activation",
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "Activation",
+        "Flatten", "Dense", "Dropout", "Dense",
+    ]  # fmt: skip
     convs = [cfg for name, cfg in layers if name == "Conv2D"]
-    assert [c["filters"] for c in convs] == [f for f in cnn.filters for _ in range(cnn.convs)]
-    assert all(c["kernel_size"] == (3, 3) and c["padding"] == "same" for c in convs)
-    # Every convolution is followed by batch norm and relu; every block ends in a 2x2 max-pool.
-    for i, name in enumerate(names):
-        if name == "Conv2D":
-            assert names[i + 1 : i + 3] == ["BatchNormalization", "Activation"]
-    assert names.count("MaxPooling2D") == len(cnn.filters)
-    assert ("RandomTranslation" in names) == cnn.augment
-    assert [cfg["units"] for name, cfg in layers if name == "Dense"] == [cnn.dense_units, 10]
-    assert [cfg["rate"] for name, cfg in layers if name == "Dropout"] == [cnn.dropout] * 2
+    assert [(c["filters"], c["kernel_size"], c["padding"], c["use_bias"]) for c in convs] == [
+        (32, (5, 5), "valid", False),
+        (64, (5, 5), "valid", False),
+    ]
+    assert [cfg["units"] for name, cfg in layers if name == "Dense"] == [128, 10]
+    assert [cfg["rate"] for name, cfg in layers if name == "Dropout"] == [0.25]
+    assert model.count_params() == 184_874
+    assert config.map_sides(cnn) == [12, 4]  # 28 -> conv 24 -> pool 12 -> conv 8 -> pool 4
+
+
+@pytest.mark.parametrize(
+    "order, convs, block",
+    [
+        ("conv-pool-bn-relu", 1, ["Conv2D", "MaxPooling2D", "BatchNormalization", "Activation"]),
+        ("conv-bn-relu-pool", 1, ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]),
+        (
+            "conv-pool-bn-relu",
+            2,
+            [
+                "Conv2D",
+                "BatchNormalization",
+                "Activation",
+                "Conv2D",
+                "MaxPooling2D",
+                "BatchNormalization",
+                "Activation",
+            ],
+        ),
+        (
+            "conv-bn-relu-pool",
+            2,
+            [
+                "Conv2D",
+                "BatchNormalization",
+                "Activation",
+                "Conv2D",
+                "BatchNormalization",
+                "Activation",
+                "MaxPooling2D",
+            ],
+        ),
+    ],
+)
+def test_order_places_the_pool_in_each_block(order: str, convs: int, block: list[str]) -> None:
+    model = networks.build_model(
+        make_train_params("cnn", cnn={**SMALL, "convs": convs, "order": order}), 784, 10
+    )
+    names = [name for name, _ in _layers(model)]
+    body = names[names.index("Conv2D") : names.index("Flatten")]
+    assert body == block * 2  # two blocks (SMALL's filters)
+
+
+def test_flat_dropout_adds_a_dropout_before_the_dense_layer() -> None:
+    model = networks.build_model(make_train_params("cnn", cnn={**SMALL, "flat_dropout": 0.3}), 784, 10)
+    names = [name for name, _ in _layers(model)]
+    assert names[names.index("Flatten") :] == ["Flatten", "Dropout", "Dense", "Dropout", "Dense"]
+    assert [cfg["rate"] for name, cfg in _layers(model) if name == "Dropout"] == [0.3, 0.25]
+
+
+@pytest.mark.parametrize(
+    "cnn, sides",
+    [
+        ({"filters": [8, 16], "kernel": 5, "padding": "valid", "convs": 1}, [12, 4]),
+        ({"filters": [8, 16], "kernel": 3, "padding": "valid", "convs": 2}, [12, 4]),
+        ({"filters": [8, 16, 32], "kernel": 3, "padding": "same", "convs": 2}, [14, 7, 3]),
+        ({"filters": [8, 16, 32], "kernel": 3, "padding": "valid", "convs": 1}, [13, 5, 1]),
+    ],
+)
+def test_the_map_sides_are_what_keras_builds(cnn: dict, sides: list[int]) -> None:
+    params = make_train_params("cnn", cnn={**SMALL, **cnn})
+    model = networks.build_model(params, 784, 10)
+    pooled = [layer.output.shape[1] for layer in model.layers if type(layer).__name__ == "MaxPooling2D"]
+    assert config.map_sides(params.network) == pooled == sides
+
+
+def test_a_network_that_shrinks_the_picture_to_nothing_is_refused_in_one_line() -> None:
+    from mnist_classifier.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"shrinks the 28x28 picture to nothing \(sides \[12, 4, 0\]\)"):
+        make_train_params("cnn", cnn={"filters": [8, 16, 32], "kernel": 5, "padding": "valid"})
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
@@ -65,20 +143,37 @@ def test_convs_sets_the_convolutions_per_block(convs: int) -> None:
     assert filters == [4] * convs + [6] * convs
 
 
+def _rate(schedule: object, step: int) -> float:
+    import keras
+
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
 def test_the_default_schedule_reaches_keras(processed: Path) -> None:
-    """A half-cosine from the default rate: after 2 of 4 epochs the optimizer runs at half of it."""
-    start = config.train_params(default_params("cnn")).learning_rate
-    params = make_train_params("cnn", epochs=4, cnn=SMALL)
-    assert (params.lr_schedule, params.learning_rate) == ("cosine", start)
-    schedule = networks.learning_rate_schedule(params)
-    assert [schedule(e, 0.0) for e in range(4)] == pytest.approx(
-        [start * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
-    )
-    trained = training.train(
-        make_train_params("cnn", epochs=3, cnn=SMALL), _xy(processed, "train"), _xy(processed, "val")
-    )
-    last = start * 0.5 * (1 + math.cos(math.pi * 2 / 3))  # what the third epoch ran at
-    assert float(trained.optimizer.learning_rate) == pytest.approx(last)
+    """A one-epoch climb from 0 to the rate, then a half-cosine to 0, step by step, as Keras'
+    own CosineDecay; the validation set scored only after the last epoch."""
+    default = config.train_params(default_params("cnn"))
+    assert (default.lr_schedule, default.learning_rate, default.warmup_epochs) == ("cosine", 0.003, 1)
+    assert default.validation == "last_epoch"
+    params = make_train_params("cnn", epochs=3, cnn=SMALL)
+    trained = training.train(params, _xy(processed, "train"), _xy(processed, "val"))
+    steps = -(-len(_xy(processed, "train")[0]) // params.batch_size)
+    assert int(trained.optimizer.iterations) == 3 * steps
+    read_back = trained.optimizer.get_config()["learning_rate"]
+    assert read_back["class_name"] == "CosineDecay"
+    assert {
+        k: read_back["config"][k] for k in ("initial_learning_rate", "warmup_target", "warmup_steps")
+    } == {
+        "initial_learning_rate": 0.0,
+        "warmup_target": 0.003,
+        "warmup_steps": steps,
+    }
+    assert (read_back["config"]["decay_steps"], read_back["config"]["alpha"]) == (2 * steps, 0.0)
+    schedule = trained.optimizer._learning_rate
+    rates = [_rate(schedule, s) for s in (0, steps // 2, steps, 2 * steps, 3 * steps)]
+    assert rates == pytest.approx([0.0, 0.003 * (steps // 2) / steps, 0.003, 0.0015, 0.0], abs=1e-9)
+    history = trained.history.history
+    assert len(history["accuracy"]) == 3 and len(history["val_accuracy"]) == 1
 
 
 def test_augmentation_moves_the_digits_in_training_only(processed: Path) -> None:

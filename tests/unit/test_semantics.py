@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mnist_classifier import catalogue, config, dataset, evaluation, networks, plots, training
+from mnist_classifier import catalogue, config, dataset, evaluation, inference, networks, plots, training
 from mnist_classifier.errors import PipelineError
 from stages import evaluate, preprocess, train
 from tests.support.data import FILE_NAMES, synthetic_digits
@@ -71,13 +71,19 @@ def test_hidden_units_activation_and_dropout_shape_the_layers() -> None:
 def test_optimizer_and_learning_rate_reach_keras(model: str, name: str, keras_class: str) -> None:
     import keras
 
-    built = networks.build_model(make_train_params(model, optimizer=name, learning_rate=0.0123), 784, 10)
+    params = make_train_params(
+        model, optimizer=name, learning_rate=0.0123, lr_schedule="constant", warmup_epochs=0
+    )
+    built = networks.build_model(params, 784, 10)
     assert type(built.optimizer).__name__ == keras_class
     assert float(keras.ops.convert_to_numpy(built.optimizer.learning_rate)) == pytest.approx(0.0123)
 
 
 def test_the_cnn_params_shape_its_layers() -> None:
-    cnn = {"filters": [4, 6, 8], "convs": 1, "dense_units": 9, "dropout": 0.25, "augment": True}
+    cnn = {
+        **{"filters": [4, 6, 8], "convs": 1, "kernel": 3, "padding": "same", "dense_units": 9},
+        **{"flat_dropout": 0.25, "dropout": 0.25, "augment": True},
+    }
     layers = _layers(networks.build_model(make_train_params("cnn", cnn=cnn), 784, 10))
     names = [name for name, _ in layers]
     assert names[:3] == ["Rescaling", "Reshape", "RandomTranslation"] and layers[1][1]["target_shape"] == (
@@ -116,18 +122,77 @@ def test_each_model_reads_its_own_block_and_not_the_other(processed: Path) -> No
         config.train_params({**default_params("mlp"), "model": "cnn"})
 
 
+def _rates(schedule: object, steps: list[int]) -> list[float]:
+    import keras
+
+    return [round(float(keras.ops.convert_to_numpy(schedule(s))), 6) for s in steps]
+
+
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_the_cosine_schedule_falls_along_a_half_cosine(processed: Path, model: str) -> None:
-    from mnist_classifier.networks import learning_rate_schedule
+    """Step by step (Keras' CosineDecay), from learning_rate to 0 at the last step."""
+    from mnist_classifier.networks import learning_rate
 
-    assert learning_rate_schedule(make_train_params(model, lr_schedule="constant")) is None
+    constant = make_train_params(model, lr_schedule="constant", learning_rate=0.01, warmup_epochs=0)
+    assert learning_rate(constant, 10) == 0.01  # the seed's plain number
     small = {"cnn": {"filters": [4], "dense_units": 8}} if model == "cnn" else {}
-    params = make_train_params(model, lr_schedule="cosine", learning_rate=0.01, epochs=4, **small)
-    schedule = learning_rate_schedule(params)
-    assert [round(schedule(e, 0.0), 6) for e in range(4)] == [0.01, 0.008536, 0.005, 0.001464]
-    params = make_train_params(model, lr_schedule="cosine", learning_rate=0.01, epochs=2, **small)
+    params = make_train_params(
+        model, lr_schedule="cosine", learning_rate=0.01, epochs=4, warmup_epochs=0, **small
+    )
+    schedule = learning_rate(params, 10)
+    assert _rates(schedule, [0, 10, 20, 30, 40, 50]) == [0.01, 0.008536, 0.005, 0.001464, 0.0, 0.0]
+    params = make_train_params(
+        model, lr_schedule="cosine", learning_rate=0.01, epochs=2, warmup_epochs=0, **small
+    )
     trained = training.train(params, _xy(processed, "train"), _xy(processed, "val"))
-    assert float(trained.optimizer.learning_rate) == pytest.approx(0.005)  # what the last epoch used
+    steps = -(-len(_xy(processed, "train")[0]) // params.batch_size)
+    read_back = trained.optimizer.get_config()["learning_rate"]["config"]
+    assert (read_back["initial_learning_rate"], read_back["decay_steps"], read_back["warmup_steps"]) == (
+        0.01,
+        2 * steps,
+        0,
+    )
+    assert float(trained.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # the last step's
+
+
+@pytest.mark.parametrize(
+    "schedule, after", [("constant", [0.01, 0.01, 0.01]), ("cosine", [0.01, 0.005, 0.0])]
+)
+def test_warmup_climbs_from_zero_over_its_epochs_then_follows_the_schedule(
+    schedule: str, after: list
+) -> None:
+    from mnist_classifier.networks import learning_rate
+
+    params = make_train_params(lr_schedule=schedule, learning_rate=0.01, epochs=3, warmup_epochs=1)
+    assert _rates(learning_rate(params, 10), [0, 5, 10, 20, 30]) == [0.0, 0.005, *after]
+
+
+def test_warmup_leaves_at_least_the_last_epoch_to_the_schedule() -> None:
+    """`-S epochs=1` on a model that warms up over one epoch trains at the full rate at once."""
+    from mnist_classifier.networks import learning_rate
+
+    one = make_train_params(lr_schedule="cosine", learning_rate=0.01, epochs=1, warmup_epochs=1)
+    assert _rates(learning_rate(one, 10), [0, 5, 10]) == [0.01, 0.005, 0.0]
+    two = make_train_params(lr_schedule="constant", learning_rate=0.01, epochs=2, warmup_epochs=5)
+    assert _rates(learning_rate(two, 10), [0, 5, 10, 20]) == [0.0, 0.005, 0.01, 0.01]
+
+
+@pytest.mark.parametrize("validation, scored", [("every_epoch", 3), ("last_epoch", 1)])
+def test_validation_scores_every_epoch_or_the_last_only(
+    processed: Path, tmp_path: Path, validation: str, scored: int
+) -> None:
+    """last_epoch scores the validation set once; what it logs is the trained model's loss on
+    val.npz, and `make tune`'s progress file gets that one line."""
+    val = _xy(processed, "val")
+    progress = tmp_path / "progress.jsonl"
+    model = training.train(
+        make_train_params(epochs=3, validation=validation), _xy(processed, "train"), val, progress=progress
+    )
+    history = model.history.history
+    assert len(history["loss"]) == 3 and len(history["val_loss"]) == scored
+    assert history["val_loss"][-1] == pytest.approx(model.evaluate(*val, verbose=0)[0], rel=1e-4)
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == list(range(3 - scored, 3))
 
 
 def test_the_cnn_trains_deterministically(processed: Path) -> None:
@@ -522,6 +587,60 @@ def test_predictions_do_not_depend_on_batch_order_or_size(trained: object) -> No
     np.testing.assert_allclose(trained.predict(x[order], batch_size=64, verbose=0), base[order], atol=1e-5)
     np.testing.assert_allclose(trained.predict(x, batch_size=1, verbose=0), base, atol=1e-5)
     np.testing.assert_allclose(trained.predict(x, batch_size=4096, verbose=0), base, atol=1e-5)
+
+
+def test_shifted_moves_each_picture_one_pixel_and_blanks_the_border() -> None:
+    picture = np.zeros((28, 28), np.uint8)
+    picture[0, 5], picture[10, 27] = 200, 90  # one dot on the top edge, one on the right
+    x = picture.reshape(1, -1)
+    for (rows, cols), dots in {
+        (-1, 0): {(9, 27): 90},  # up: the top dot falls off
+        (1, 0): {(1, 5): 200, (11, 27): 90},
+        (0, -1): {(0, 4): 200, (10, 26): 90},
+        (0, 1): {(0, 6): 200},  # right: the right dot falls off
+        (0, 0): {(0, 5): 200, (10, 27): 90},
+    }.items():
+        moved = evaluation.shifted(x, rows, cols).reshape(28, 28)
+        assert {tuple(map(int, i)): int(moved[tuple(i)]) for i in np.argwhere(moved)} == dots
+
+
+def test_shift_average_is_the_mean_answer_over_the_digit_and_its_four_one_pixel_shifts(
+    trained: object,
+) -> None:
+    x = synthetic_digits(64, seed=3)[0].reshape(64, -1)
+    images = x.reshape(-1, 28, 28)
+    views = [x]
+    for axis, step in ((1, -1), (1, 1), (2, -1), (2, 1)):  # np.roll, then blank what wrapped round
+        moved = np.roll(images, step, axis=axis)
+        edge = [slice(None)] * 3
+        edge[axis] = 0 if step == 1 else -1
+        moved[tuple(edge)] = 0
+        views.append(moved.reshape(64, -1))
+    expected = np.mean([trained.predict(v, batch_size=64, verbose=0) for v in views], axis=0)
+    np.testing.assert_allclose(evaluation.predict_probs(trained, x, shift_average=True), expected, atol=1e-6)
+    plain = evaluation.predict_probs(trained, x, shift_average=False)
+    np.testing.assert_allclose(plain, trained.predict(x, batch_size=64, verbose=0), atol=1e-6)
+    assert not np.allclose(plain, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("shift_average", [False, True])
+def test_the_evaluate_stage_averages_over_shifts_when_its_param_says_so(
+    model_file: Path, processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shift_average: bool
+) -> None:
+    params = default_params()
+    params["evaluate"]["shift_average"] = shift_average
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    outputs = ["--metrics", "m.json", "--predictions", "p.csv", "--probs", "probs.npz"]
+    inputs = ["--model", str(model_file), "--test", str(processed / "test.npz")]
+    monkeypatch.setattr(
+        sys, "argv", ["evaluate", *inputs, "--own-test", str(processed / "own_test.npz"), *outputs]
+    )
+    evaluate.main()
+    probs = np.load(tmp_path / "probs.npz", allow_pickle=False)["probs"]
+    model, x = inference.load_model(model_file), _xy(processed, "test")[0]
+    np.testing.assert_allclose(probs, evaluation.predict_probs(model, x, shift_average), atol=1e-6)
+    assert np.allclose(probs, evaluation.predict_probs(model, x, False), atol=1e-6) == (not shift_average)
 
 
 def test_the_model_follows_the_bar_that_defines_each_class(trained: object) -> None:

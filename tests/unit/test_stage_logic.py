@@ -25,6 +25,7 @@ PARAM_LOADERS = {
     "fetch": config.FetchParams,
     "preprocess": config.PreprocessParams,
     "train": config.TrainParams,
+    "evaluate": config.EvaluateParams,
     "plot": config.PlotParams,
 }
 
@@ -91,7 +92,7 @@ def test_default_params_are_the_seed_model() -> None:
     assert config.preprocess_params(default_params()).dataset == "mnist"
     assert config.plot_params(default_params()).samples > 0
     cnn = config.train_params(default_params("cnn"))
-    assert (cnn.model, cnn.epochs, cnn.batch_size, cnn.lr_schedule) == ("cnn", 20, 128, "cosine")
+    assert (cnn.model, cnn.epochs, cnn.batch_size, cnn.lr_schedule) == ("cnn", 11, 128, "cosine")
     assert cnn.network == config.CnnConfig()  # the dataclass defaults are conf/model/cnn.yaml's
 
 
