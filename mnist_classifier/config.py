@@ -315,10 +315,13 @@ def cnn_config(raw: dict[str, Any]) -> CnnConfig:
         label_smoothing=_float(raw, "cnn.label_smoothing", 0.0, 1.0, closed_low=True),
     )
     if (sides := map_sides(config))[-1] < 1:
-        raise PipelineError(
-            f"{PARAMS_FILE}: `cnn.filters` {list(config.filters)} with {config.convs} `{config.padding}` "
-            f"{config.kernel}x{config.kernel} convolutions a block shrinks the 28x28 picture to nothing "
-            f"(sides {sides}); use fewer blocks, a smaller `cnn.kernel` or `cnn.padding=same`."
+        k = config.kernel
+        raise _bad(
+            "cnn.filters",
+            list(config.filters),
+            f"at most {len(sides) - 1} entries with {config.convs} `{config.padding}` {k}x{k} convolutions "
+            f"a block, or the 28x28 picture shrinks to nothing (map sides {sides}); or use a smaller "
+            "`cnn.kernel` or `cnn.padding=same`",
         )
     return config
 

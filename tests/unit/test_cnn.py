@@ -118,10 +118,11 @@ def test_the_map_sides_are_what_keras_builds(cnn: dict, sides: list[int]) -> Non
 
 
 def test_a_network_that_shrinks_the_picture_to_nothing_is_refused_in_one_line() -> None:
-    from mnist_classifier.errors import PipelineError
+    from mnist_classifier.config import BadParamError
 
-    with pytest.raises(PipelineError, match=r"shrinks the 28x28 picture to nothing \(sides \[12, 4, 0\]\)"):
+    with pytest.raises(BadParamError, match=r"at most 2 entries .* \(map sides \[12, 4, 0\]\)") as caught:
         make_train_params("cnn", cnn={"filters": [8, 16, 32], "kernel": 5, "padding": "valid"})
+    assert caught.value.key == "cnn.filters" and "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])

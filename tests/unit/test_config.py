@@ -97,7 +97,7 @@ def test_compose_refuses_a_key_of_the_model_not_chosen_in_one_line() -> None:
         ]["dropout"]
         == 0.3
     )
-    assert default_params("cnn")["epochs"] == 20
+    assert default_params("cnn")["epochs"] == 11  # the CNN group's own, not the MLP's 20
 
 
 # --- floats dvc.lock keeps, and params written back into conf/ (`make keep`) ----------------
