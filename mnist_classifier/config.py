@@ -2,7 +2,7 @@
 
 Each stage loads only the params it uses (the keys its `params:` list in dvc.yaml names),
 and a typo such as `-S epochs=ten` fails here in milliseconds, before any heavy import.
-Every stage but evaluate imports this module, so it is a dep of each of them: what only
+Every stage imports this module, so it is a dep of each of them: what only
 the tools use (composing conf/ into params.yaml, `make keep`, `make compare`'s param
 names) lives in mnist_classifier.composition, which no stage imports, so editing it
 reruns nothing.

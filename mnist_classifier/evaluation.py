@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # (rows, columns): the digi
 
 def shifted(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Each flat square picture of x moved by whole pixels, the border filled with 0 (no ink)."""
-    side = int(np.sqrt(x.shape[1]))
+    side = math.isqrt(x.shape[1])
     images, out = x.reshape(-1, side, side), np.zeros((len(x), side, side), dtype=x.dtype)
     dst = (slice(max(rows, 0), side + min(rows, 0)), slice(max(cols, 0), side + min(cols, 0)))
     src = (slice(max(-rows, 0), side + min(-rows, 0)), slice(max(-cols, 0), side + min(-cols, 0)))
