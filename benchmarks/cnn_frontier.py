@@ -137,11 +137,11 @@ def figure(
     """Accuracy against time as a multiple of the peer's: the peer (1.0), this CNN's settings
     (a curve), the default then shift-averaged (its extra evaluate run added to the default's
     time), earlier points, the target's corner and the Pareto front of every point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    from mnist_classifier.figures import pyplot
+
+    plt = pyplot()  # the project's one way to a file-only pyplot
 
     peer_wall = statistics.median(peer_series.walls)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
