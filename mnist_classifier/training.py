@@ -22,15 +22,23 @@ if TYPE_CHECKING:
 def make_deterministic(seed: int) -> None:
     """Seed Python, NumPy and the backend; TensorFlow also needs deterministic ops asked for.
 
-    (JAX on CPU is deterministic as it is.)
+    (JAX on CPU is deterministic as it is.) On JAX, TensorFlow is never imported: its import
+    alone would cost more than a third of the MLP's training (docs/performance.md).
     """
     import keras
 
-    keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
+        keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
+    else:
+        # keras.utils.set_random_seed also seeds TensorFlow whenever it is installed, for tf.data
+        # pipelines, which this project does not use; hidden, TensorFlow is skipped, not loaded.
+        from mnist_classifier.imports import hidden
+
+        with hidden(("tensorflow",)):
+            keras.utils.set_random_seed(seed)
 
 
 def epoch_logger(live: Live) -> keras.callbacks.Callback:

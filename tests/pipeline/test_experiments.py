@@ -77,12 +77,14 @@ def test_a_parallel_queue_grid_over_models_equals_runs_alone_and_compares_by_see
     for p, _ in found.values():  # each run holds its own model's params, and only those
         assert (p["model"] in p) and ({"mlp", "cnn"} - {p["model"]}).isdisjoint(p), p
 
-    # The same params alone, in another clone, give the same metrics to the last digit.
+    # The same params alone, in another clone, give the same metrics to the last digit: on
+    # each model's backend (the MLP's JAX, the CNN's TensorFlow).
     alone = tmp_path / "alone"
     git(tmp_path, "clone", "-q", str(proj), str(alone))
-    dvc_out(alone, env, "exp", "run", "-S", "model=cnn", "-S", "seed=1")
-    queued = next(m for p, m in found.values() if (p["model"], p["seed"]) == ("cnn", 1))
-    assert json.loads((alone / METRICS).read_text()) == queued
+    for model in ("mlp", "cnn"):
+        dvc_out(alone, env, "exp", "run", "-S", f"model={model}", "-S", "seed=1")
+        queued = next(m for p, m in found.values() if (p["model"], p["seed"]) == (model, 1))
+        assert json.loads((alone / METRICS).read_text()) == queued, model
 
     # make compare: one row per model, mean ± sd worked out here. The baseline commit's own
     # run (the MLP, seed 42) is one more run of its group. Keys that only follow the model

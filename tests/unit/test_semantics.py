@@ -12,7 +12,9 @@ import csv
 import gzip
 import json
 import math
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -214,6 +216,31 @@ def test_seed_sets_the_initial_weights() -> None:
 
     np.testing.assert_array_equal(first_kernel(1), first_kernel(1))
     assert not np.array_equal(first_kernel(1), first_kernel(2))
+
+
+def test_training_on_jax_never_imports_tensorflow(processed: Path, tmp_path: Path) -> None:
+    """The MLP's default backend is JAX so that its train stage skips TensorFlow's import (the
+    third of its time: docs/performance.md); Keras' own seeding would import it all the same."""
+    params = {**default_params(), "backend": "jax", "epochs": 1, "batch_size": 64}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    code = (
+        "import sys; from stages import train; "
+        f"sys.argv = ['train', '--data', {str(processed)!r}, '--model', 'm.keras', '--log', 'log']; "
+        "train.main(); import keras; "
+        "print(keras.backend.backend(), 'tensorflow' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["jax", "False"]
+    assert (tmp_path / "m.keras").is_file()
 
 
 def test_fit_validates_on_the_validation_set(processed: Path) -> None:
