@@ -54,6 +54,16 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One JAX compilation cache for the session's workers, in its temporary root, not the
+    user's: every JAX training after the first with the same shapes loads its compiled steps
+    (mnist_classifier.backend.jax_compilation_cache), and no run of the suite reads another's."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(shared / "jax-cache")
+
+
 @pytest.fixture(scope="session")
 def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project with its baseline run committed (build_baseline()), which the pipeline

@@ -87,6 +87,25 @@ def test_train_threads_above_one_on_jax_says_it_cannot_be_honoured(
     assert "--xla_cpu_multi_thread_eigen=false" in os.environ["XLA_FLAGS"]
 
 
+def test_jax_keeps_compiled_steps_in_the_users_cache_unless_a_folder_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    backend.use_keras_backend("tensorflow")  # TensorFlow compiles nothing to keep
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    backend.use_keras_backend("jax")
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mnist-classifier" / "jax")
+    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"  # even the short compiles
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    backend.use_keras_backend("jax")
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
+
+
 def test_compose_refuses_a_key_of_the_model_not_chosen_in_one_line() -> None:
     with pytest.raises(PipelineError, match=r"conf/: Could not override 'cnn.dropout'") as err:
         composition.compose(["cnn.dropout=0.3"], Path(config.__file__).parents[1] / "conf")

@@ -218,9 +218,12 @@ def test_seed_sets_the_initial_weights() -> None:
     assert not np.array_equal(first_kernel(1), first_kernel(2))
 
 
-def test_training_on_jax_never_imports_tensorflow(processed: Path, tmp_path: Path) -> None:
+def test_training_on_jax_never_imports_tensorflow_and_keeps_its_compiled_steps(
+    processed: Path, tmp_path: Path
+) -> None:
     """The MLP's default backend is JAX so that its train stage skips TensorFlow's import (the
-    third of its time: docs/performance.md); Keras' own seeding would import it all the same."""
+    third of its time: docs/performance.md); Keras' own seeding would import it all the same.
+    What XLA compiled stays on disk, so that the next run with the same shapes skips it."""
     params = {**default_params(), "backend": "jax", "epochs": 1, "batch_size": 64}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     code = (
@@ -229,11 +232,11 @@ def test_training_on_jax_never_imports_tensorflow(processed: Path, tmp_path: Pat
         "train.main(); import keras; "
         "print(keras.backend.backend(), 'tensorflow' in sys.modules)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")},
         capture_output=True,
         text=True,
         timeout=120,
@@ -241,6 +244,8 @@ def test_training_on_jax_never_imports_tensorflow(processed: Path, tmp_path: Pat
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["jax", "False"]
     assert (tmp_path / "m.keras").is_file()
+    # and its compiled steps are kept for the next run, in the user's cache
+    assert any((tmp_path / "cache" / "mnist-classifier" / "jax").iterdir())
 
 
 def test_fit_validates_on_the_validation_set(processed: Path) -> None:
