@@ -25,9 +25,9 @@ def jax_compilation_cache() -> None:
     """Keep what XLA compiles for JAX in JAX's persistent cache, unless the user chose a folder.
 
     Compiling the MLP's steps (and its initialisers) is 5-7 s of each training on a 2-core
-    CPU, paid again by every run with the same shapes: `-S epochs=30`, a new seed, each
-    `make tune` trial. Cached, a later run loads them in a fraction of a second and computes
-    the same numbers (the same executable). The folder is per user
+    CPU, paid again by every run that compiles the same steps: `-S epochs=30`, another seed.
+    Cached, a later run loads them in a fraction of a second and computes the same numbers
+    (the same executable; XLA_FLAGS, e.g. TRAIN_THREADS=1's, are part of the key). The folder is per user
     ($XDG_CACHE_HOME/mnist-classifier/jax, else ~/.cache/...), so every clone, queued
     experiment and trial shares it; JAX_COMPILATION_CACHE_DIR chooses another.
     """
