@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from mnist_classifier.config import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = ROOT / "benchmarks" / "plain_mnist.py"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -184,10 +186,15 @@ def pair(work: Path, env: dict[str, str], i: int) -> dict:
     return r
 
 
+def other_backend(default: str) -> str:
+    """The training backend (config.BACKENDS) that the MLP does not use by default."""
+    return next(b for b in BACKENDS if b != default)
+
+
 def cold_other_backend(clone: Path, env: dict[str, str], default: str) -> tuple[Run, float]:
     """The MLP on the backend it does not train on by default: a cold `dvc repro` in its own
     fresh clone."""
-    other = next(b for b in ("jax", "tensorflow") if b != default)
+    other = other_backend(default)
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     params = clone / "params.yaml"
     params.write_text(re.sub(r"(?m)^backend: \w+", f"backend: {other}", params.read_text()))
@@ -276,7 +283,7 @@ def target_rows(results: list[dict], gflops: float) -> tuple[list[tuple[str, ...
     rss = {s: max(r["cold_dvc"].stage(s)[1] for r in results) for s in STAGES}
     acc = [r["accuracy"] for r in results]
     backend = first["params"]["backend"]
-    other = next(b for b in ("jax", "tensorflow") if b != backend)
+    other = other_backend(backend)
     other_ratio = [r["other_dvc"].wall / r["cold_plain"].wall for r in results]
     other_epoch = [statistics.median(r["other_dvc"].epoch_times()) for r in results]
     same = [r["cold_dvc"].wall / r["plain_same"].wall for r in results]
