@@ -52,16 +52,18 @@ def test_loss(y_onehot: np.ndarray, probs: np.ndarray) -> float:
 
 def score(y_true: np.ndarray, probs: np.ndarray, loss: float, classes: list[str]) -> dict[str, Any]:
     """Summary and per-class metrics from true labels and predicted probabilities."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from mnist_classifier.imports import load
 
+    skm = load("sklearn.metrics")  # without pandas, which it need not load
     labels = list(range(len(classes)))
     y_pred = probs.argmax(axis=1)
-    macro = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-    per = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    prfs = skm.precision_recall_fscore_support
+    macro = prfs(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    per = prfs(y_true, y_pred, labels=labels, zero_division=0)
     return {
         "test": {
             "loss": round(float(loss), 6),
-            "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+            "accuracy": round(float(skm.accuracy_score(y_true, y_pred)), 6),
             "precision_macro": round(float(macro[0]), 6),
             "recall_macro": round(float(macro[1]), 6),
             "f1_macro": round(float(macro[2]), 6),

@@ -1,10 +1,14 @@
 """Heavy libraries imported without the optional extras they load and no stage uses.
 
-Keras imports scikit-learn (its sklearn wrappers), matplotlib (image galleries) and pandas
-(DataFrame inputs) when they are installed; seaborn imports SciPy (for KDE and clustering,
-with its own fallbacks). Each does so in a try/except, as optional extras. Hidden while the
-library loads, they cost nothing: `import keras` 6.5 s -> 4.3 s, `import seaborn` 3.0 s ->
-1.9 s on the 2-core test machine (2026-12-01), paid by every train, evaluate and plot run.
+Keras imports scikit-learn (its sklearn wrappers), matplotlib (image galleries), pandas
+(DataFrame inputs) and requests (its RemoteMonitor callback) when they are installed;
+seaborn imports SciPy (for KDE and clustering, with its own fallbacks); dvclive imports
+pandas (DataFrame plots) and pynvml (GPU monitoring, which the train stage leaves off);
+scikit-learn imports pandas (DataFrame inputs). Each does so in a try/except, as optional
+extras. Hidden while the library loads, they cost nothing: `import keras` 6.5 s -> 4.3 s,
+`import seaborn` 3.0 s -> 1.9 s on the 2-core test machine (2026-12-01, before requests
+was added); pandas, pynvml and requests hidden take about 0.8 s more off the train stage
+and 0.7 s off evaluate (benchmarks/RESULTS.md). Paid by every train, evaluate and plot run.
 Code that imports them afterwards gets them as usual.
 """
 
@@ -17,7 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-OPTIONAL_EXTRAS = {"keras": ("sklearn", "matplotlib", "pandas"), "seaborn": ("scipy",)}
+OPTIONAL_EXTRAS = {
+    "keras": ("sklearn", "matplotlib", "pandas", "requests"),
+    "seaborn": ("scipy",),
+    "dvclive": ("pandas", "pynvml"),
+    "sklearn.metrics": ("pandas",),
+}
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
@@ -43,7 +52,7 @@ def hidden(names: tuple[str, ...]) -> Iterator[None]:
 
 
 def load(name: str) -> ModuleType:
-    """`import <name>` (keras or seaborn), the first time with its optional extras hidden."""
+    """`import <name>` (one of OPTIONAL_EXTRAS), the first time with its optional extras hidden."""
     if name in sys.modules:
         return sys.modules[name]
     with hidden(OPTIONAL_EXTRAS[name]):

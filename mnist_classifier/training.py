@@ -99,9 +99,9 @@ def train(
     model = build_model(params, train_xy[0].shape[1], train_xy[1].shape[1], steps_per_epoch)
     callbacks = []
     if log_dir is not None:
-        from dvclive import Live
+        from mnist_classifier.imports import load
 
-        live = Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+        live = load("dvclive").Live(str(log_dir), dvcyaml=None, save_dvc_exp=False, report=None)
         callbacks.append(epoch_logger(live))
     if progress is not None:
         callbacks.append(progress_writer(progress))

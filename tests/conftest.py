@@ -88,7 +88,7 @@ def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SLOW_SECONDS = {
     "tests/pipeline/test_tuning.py": 360,
     "tests/pipeline/test_experiments.py": 250,
-    "tests/pipeline/test_loop.py": 200,
+    "tests/pipeline/test_loop.py": 230,
     "tests/pipeline/test_dvc_workflow.py": 190,
     "tests/pipeline/test_models.py": 120,
     "tests/pipeline/test_faults.py": 95,

@@ -3,7 +3,8 @@ the tiny baseline (tests/conftest.py), one case of issue 25 per test.
 
 - keep: an applied experiment stays the default for every later `dvc exp run`;
 - data: each dataset's raw files are their own output, the catalogue is read as params;
-- deps: editing any module reruns exactly the stages that import it;
+- deps: editing any module reruns exactly the stages that import it, and no stage loads a
+  library it does not work with;
 - dry and gc: what would rerun, and a clean-up that keeps every experiment;
 - floats: a `-S` float that dvc.lock would change is refused in one line.
 """
@@ -22,7 +23,7 @@ import yaml
 
 from tests.support.commands import dvc, git, output, ran, run
 from tests.support.data import FILE_NAMES, add_to_catalogue, catalogue_entry, write_dataset
-from tests.support.paths import METRICS, MODEL, RAW_ROOT, ROOT, TINY_DATASET
+from tests.support.paths import FIGURES, METRICS, MODEL, RAW_ROOT, ROOT, TINY_DATASET
 from tests.support.projects import baseline_copy
 
 pytestmark = pytest.mark.slow  # real DVC runs and training subprocesses
@@ -256,6 +257,39 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(
         "tuning/search",
     ):
         assert seen[f"mnist_classifier/{tool}.py"] == [], tool
+
+
+# Libraries a stage must not load, and an output it writes: each library is one the stage
+# does not work with, pulled in by another as an optional extra (mnist_classifier/imports.py)
+# or by the other backend, 0.2-0.8 s of import each on the 2-core test machine.
+NOT_LOADED = {
+    "train": (MODEL, ("tensorflow", "pandas", "pynvml", "sklearn", "matplotlib", "seaborn")),  # MLP: JAX
+    "evaluate": (METRICS, ("tensorflow", "pandas", "requests", "matplotlib", "seaborn", "dvclive")),
+    "plot": (FIGURES, ("tensorflow", "keras", "jax", "sklearn", "scipy", "requests")),
+}
+
+
+@pytest.mark.parametrize("stage", NOT_LOADED)
+def test_each_stage_loads_no_library_it_does_not_work_with(
+    copy: tuple[Path, dict[str, str]], stage: str
+) -> None:
+    """The stage's command as DVC runs it (dvc.yaml's cmd), its output removed first: it writes
+    the output again, and when it ends none of its NOT_LOADED libraries is in sys.modules."""
+    from tests.support.stages import stage_command
+
+    proj, env = copy
+    out, libraries = NOT_LOADED[stage]
+    shutil.rmtree(proj / out) if (proj / out).is_dir() else (proj / out).unlink()
+    _, _, module, *args = stage_command(stage)  # python -m <module> <args>
+    code = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: print('loaded', sorted(m for m in {libraries!r} if m in sys.modules)))\n"
+        f"sys.argv = [{module!r}, *{args!r}]\n"
+        f"runpy.run_module({module!r}, run_name='__main__')\n"
+    )
+    proc = run(proj, sys.executable, "-c", code, env=env)
+    assert proc.stdout.splitlines()[-1] == "loaded []", proc.stdout
+    assert (proj / out).exists()
 
 
 # --- dry -----------------------------------------------------------------------------
