@@ -56,6 +56,17 @@ def test_every_locked_package_carries_a_hash() -> None:
     assert unhashed == []
 
 
+def test_dvc_reads_its_yaml_files_with_the_c_parser() -> None:
+    """DVC parses dvc.yaml, dvc.lock and params files with ruamel.yaml's safe loader, whose C
+    parser (ruamel.yaml.clib) is optional since ruamel.yaml 0.19: without it, pure Python
+    parses them and every `dvc` command is about 0.2 s slower (benchmarks/RESULTS.md)."""
+    from dvc.utils.serialize._yaml import parse_yaml
+    from ruamel.yaml import YAML
+
+    assert YAML(typ="safe").Parser.__name__ == "CParser"
+    assert parse_yaml("a: [1, 2]\n", "x.yaml") == {"a": [1, 2]}  # DVC's reader, on that loader
+
+
 def _make(tmp_path: Path, path: list[Path], *args: str) -> subprocess.CompletedProcess:
     """Run the project's Makefile in a copy, with PATH holding only the given folders."""
     for name in ("Makefile", "requirements.txt", "requirements.lock"):
