@@ -1,7 +1,8 @@
 """Heavy libraries imported without the optional extras they load and no stage uses.
 
 Keras imports scikit-learn (its sklearn wrappers), matplotlib (image galleries), pandas
-(DataFrame inputs) and requests (its RemoteMonitor callback) when they are installed;
+(DataFrame inputs) and requests (its RemoteMonitor callback; TensorFlow imports it for
+itself, so on TensorFlow it loads) when they are installed;
 seaborn imports SciPy (for KDE and clustering, with its own fallbacks); dvclive imports
 pandas (DataFrame plots) and pynvml (GPU monitoring, which the train stage leaves off);
 scikit-learn imports pandas (DataFrame inputs). Each does so in a try/except, as optional
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,10 @@ OPTIONAL_EXTRAS = {
     "dvclive": ("pandas", "pynvml"),
     "sklearn.metrics": ("pandas",),
 }
+
+# What a Keras backend imports for itself, so never hidden while Keras loads on it:
+# TensorFlow's failure handling imports requests.
+BACKEND_NEEDS = {"tensorflow": ("requests",)}
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
@@ -55,5 +61,9 @@ def load(name: str) -> ModuleType:
     """`import <name>` (one of OPTIONAL_EXTRAS), the first time with its optional extras hidden."""
     if name in sys.modules:
         return sys.modules[name]
-    with hidden(OPTIONAL_EXTRAS[name]):
+    extras = OPTIONAL_EXTRAS[name]
+    if name == "keras":  # on the backend KERAS_BACKEND names (Keras' default: TensorFlow)
+        needed = BACKEND_NEEDS.get(os.environ.get("KERAS_BACKEND", "tensorflow"), ())
+        extras = tuple(extra for extra in extras if extra not in needed)
+    with hidden(extras):
         return importlib.import_module(name)
