@@ -228,14 +228,24 @@ def recover(study: optuna.Study) -> list[str]:
 def remove_workspace(name: str) -> None:
     """Remove the temporary workspace a killed `dvc exp run --temp -n <name>` left behind (a
     copy of the project, tens of MB; DVC removes it itself unless the run is killed outright).
-    DVC 3.67 records each run in .dvc/tmp/exps/run/<id>/<id>.run (its ExecutorInfo, JSON: the
-    experiment's name, and the `root_dir` it works in, .dvc/tmp/exps/standalone/tmp...). Only a
-    directory recorded for this experiment, inside .dvc/tmp/exps, is removed, and only after
-    the trial's processes are gone."""
+    DVC 3.67 records each run in <pid dir>/<id>/<id>.run (its ExecutorInfo, JSON: the
+    experiment's name, and the `root_dir` it works in, .dvc/tmp/exps/standalone/tmp...); the
+    pid dir is .dvc/tmp/exps/standalone/run for `--temp` runs, .dvc/tmp/exps/run for queued
+    ones. Only those are read: the workspaces beside them are copies of the project that
+    DVC may be deleting meanwhile (walking into one as it went once ended a resumed search
+    with FileNotFoundError), and glob skips a folder that vanishes. Only a directory recorded
+    for this experiment, inside .dvc/tmp/exps, is removed, and only after the trial's
+    processes are gone."""
+    import glob
     import shutil
 
     exps = Path(".dvc", "tmp", "exps").resolve()
-    for info in exps.rglob("*.run"):
+    records = (
+        p
+        for pid_dir in ("standalone/run", "run")
+        for p in glob.glob(f"{glob.escape(str(exps))}/{pid_dir}/*/*.run")
+    )
+    for info in map(Path, records):
         try:
             record = json.loads(info.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -220,3 +220,45 @@ def test_two_machines_share_one_journal_and_draw_different_trials(tmp_path: Path
     assert len({t.params["learning_rate"] for t in trials}) == len(trials)
     ran = [sorted(p.stem for p in machine.glob("*.score")) for machine in machines]
     assert all(ran) and sorted(ran[0] + ran[1]) == sorted(t.user_attrs["experiment"] for t in trials)
+
+
+def test_a_killed_trials_workspace_is_found_by_dvcs_own_record_and_nothing_else_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """remove_workspace reads DVC's records (--temp runs' and the queue's pid dirs) and removes
+    the workspace one names for the experiment, inside .dvc/tmp/exps. A record inside a
+    workspace (a copy of a project) is not this project's: what it names stays, and the
+    copies, which DVC may be deleting meanwhile, are never walked."""
+    from mnist_classifier.tuning.trials import remove_workspace
+
+    monkeypatch.chdir(tmp_path)
+    exps = (tmp_path / ".dvc" / "tmp" / "exps").resolve()
+
+    def record(pid_dir: Path, name: str, root_dir: Path) -> None:
+        (pid_dir / name).mkdir(parents=True)
+        (pid_dir / name / f"{name}.run").write_text(json.dumps({"name": name, "root_dir": str(root_dir)}))
+
+    def workspace(path: Path) -> Path:
+        (path / "data").mkdir(parents=True)
+        (path / "data" / "x").write_text("a copy")
+        return path
+
+    temp, queued, named_inside, outside = (
+        workspace(exps / "standalone" / "tmpa"),
+        workspace(exps / "standalone" / "tmpb"),
+        workspace(exps / "standalone" / "tmpd"),
+        workspace(tmp_path / "outside"),
+    )
+    record(exps / "standalone" / "run", "cut-1", temp)  # a `--temp` run's record
+    record(exps / "run", "cut-2", queued)  # a queued run's
+    record(exps / "standalone" / "run", "cut-3", outside)  # names a folder outside: kept
+    copy = workspace(exps / "standalone" / "tmpc")
+    record(copy / ".dvc" / "tmp" / "exps" / "standalone" / "run", "cut-1", named_inside)
+
+    remove_workspace("cut-1")
+    assert not temp.exists() and queued.is_dir() and named_inside.is_dir() and copy.is_dir()
+    remove_workspace("cut-2")
+    assert not queued.exists()
+    remove_workspace("cut-3")
+    remove_workspace("never-ran")
+    assert outside.is_dir() and named_inside.is_dir() and copy.is_dir()
