@@ -1,16 +1,17 @@
 """Heavy libraries imported without the optional extras they load and no stage uses.
 
-Keras imports scikit-learn (its sklearn wrappers), matplotlib (image galleries), pandas
-(DataFrame inputs) and requests (its RemoteMonitor callback; TensorFlow imports it for
-itself, so on TensorFlow it loads) when they are installed;
-seaborn imports SciPy (for KDE and clustering, with its own fallbacks); dvclive imports
-pandas (DataFrame plots) and pynvml (GPU monitoring, which the train stage leaves off);
-scikit-learn imports pandas (DataFrame inputs). Each does so in a try/except, as optional
-extras. Hidden while the library loads, they cost nothing: `import keras` 6.5 s -> 4.3 s,
-`import seaborn` 3.0 s -> 1.9 s on the 2-core test machine (2026-12-01, before requests
-was added); pandas, pynvml and requests hidden take about 0.8 s more off the train stage
-and 0.7 s off evaluate (benchmarks/RESULTS.md). Paid by every train, evaluate and plot run.
-Code that imports them afterwards gets them as usual.
+Each of these imports others in a try/except, as optional extras, when they are installed:
+- Keras: scikit-learn (its sklearn wrappers), matplotlib (image galleries), pandas
+  (DataFrame inputs), requests (its RemoteMonitor callback; TensorFlow imports it for itself,
+  so on TensorFlow it loads); on TensorFlow, TensorFlow Lite imports JAX (a converter);
+- seaborn: SciPy (for KDE and clustering, with its own fallbacks);
+- dvclive: pandas (DataFrame plots) and pynvml (GPU monitoring, which train leaves off);
+- scikit-learn: pandas (DataFrame inputs).
+Hidden while the library loads, they cost nothing: `import keras` 6.5 s -> 4.3 s, `import
+seaborn` 3.0 s -> 1.9 s on the 2-core test machine (2026-12-01); the later ones took about
+0.6 s off the train stage, 0.5 s off evaluate and 0.9 s off a TensorFlow run (RESULTS.md).
+Every train, evaluate and plot run pays what is left. Code that imports them afterwards gets
+them as usual.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ OPTIONAL_EXTRAS = {
     "sklearn.metrics": ("pandas",),
 }
 
-# What a Keras backend imports for itself, so never hidden while Keras loads on it:
-# TensorFlow's failure handling imports requests.
+# What changes with the backend Keras loads on. What the backend imports for itself is
+# never hidden (TensorFlow's failure handling imports requests); what it loads as an extra
+# of its own is (TensorFlow Lite imports JAX for a converter: 0.9 s of every TensorFlow run).
 BACKEND_NEEDS = {"tensorflow": ("requests",)}
+BACKEND_EXTRAS = {"tensorflow": ("jax",)}
 
 
 class _Hidden(importlib.abc.MetaPathFinder):
@@ -63,7 +66,8 @@ def load(name: str) -> ModuleType:
         return sys.modules[name]
     extras = OPTIONAL_EXTRAS[name]
     if name == "keras":  # on the backend KERAS_BACKEND names (Keras' default: TensorFlow)
-        needed = BACKEND_NEEDS.get(os.environ.get("KERAS_BACKEND", "tensorflow"), ())
-        extras = tuple(extra for extra in extras if extra not in needed)
+        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        needed = BACKEND_NEEDS.get(backend, ())
+        extras = tuple(e for e in extras if e not in needed) + BACKEND_EXTRAS.get(backend, ())
     with hidden(extras):
         return importlib.import_module(name)

@@ -270,7 +270,11 @@ NOT_LOADED = [
         "train", "jax", MODEL, ("tensorflow", "pandas", "pynvml", "sklearn", "matplotlib"), id="train"
     ),
     pytest.param(
-        "train", "tensorflow", MODEL, ("pandas", "pynvml", "sklearn", "matplotlib"), id="train-tensorflow"
+        "train",
+        "tensorflow",
+        MODEL,
+        ("jax", "pandas", "pynvml", "sklearn", "matplotlib"),
+        id="train-tensorflow",
     ),
     pytest.param(
         "evaluate",
