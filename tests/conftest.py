@@ -88,7 +88,7 @@ def tiny_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SLOW_SECONDS = {
     "tests/pipeline/test_tuning.py": 360,
     "tests/pipeline/test_experiments.py": 250,
-    "tests/pipeline/test_loop.py": 230,
+    "tests/pipeline/test_loop.py": 220,
     "tests/pipeline/test_dvc_workflow.py": 190,
     "tests/pipeline/test_models.py": 120,
     "tests/pipeline/test_faults.py": 95,
@@ -110,7 +110,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     of them ran alone (94 s of the other core idle, 2026-12-01); dealt one test at a time, a
     module's tests landed on both workers and each built the module's fixtures (a search of
     four trials, a trained CNN) for itself. So modules are dealt, longest first, each to the
-    share with the least so far; short tests fill the shares and are what gets shared."""
+    share with the least so far; short tests fill the shares and are what gets shared. The
+    first share starts building the tiny baseline at once; the others start with modules that
+    do not need it, instead of waiting for it (22 s of a core, 2026-12-01)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     modules: dict[str, list[pytest.Item]] = {}
     fast = []
@@ -123,16 +125,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for i in range(workers):  # the shares xdist's worksteal scheduler cuts, in its order
         sizes.append(left // (workers - i))
         left -= sizes[-1]
-    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    dealt: list[list[str]] = [[] for _ in range(workers)]
     load = [0] * workers
 
     def seconds(module: str) -> int:
         return SLOW_SECONDS.get(module, 10 * len(modules[module]))
 
+    def waits_for_baseline(module: str) -> bool:
+        return any("tiny_baseline" in item.fixturenames for item in modules[module])
+
     for module in sorted(modules, key=seconds, reverse=True):
         lightest = load.index(min(load))
-        shares[lightest] += modules[module]
+        dealt[lightest].append(module)
         load[lightest] += seconds(module)
+    shares = [
+        [
+            item
+            for module in (names if i == 0 else sorted(names, key=waits_for_baseline))
+            for item in modules[module]
+        ]
+        for i, names in enumerate(dealt)
+    ]
     ordered = []
     for share, size in zip(shares, sizes):
         take = max(0, size - len(share))
