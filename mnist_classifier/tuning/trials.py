@@ -240,11 +240,9 @@ def remove_workspace(name: str) -> None:
     import shutil
 
     exps = Path(".dvc", "tmp", "exps").resolve()
-    records = (
-        p
-        for pid_dir in ("standalone/run", "run")
-        for p in glob.glob(f"{glob.escape(str(exps))}/{pid_dir}/*/*.run")
-    )
+    records: list[str] = []
+    for pid_dir in ("standalone/run", "run"):  # `--temp` runs', queued runs'
+        records += glob.glob(f"{glob.escape(str(exps))}/{pid_dir}/*/*.run")
     for info in map(Path, records):
         try:
             record = json.loads(info.read_text(encoding="utf-8"))
