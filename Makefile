@@ -5,7 +5,10 @@
 # format, bench, mutation, lock.
 # `make test` also installs Debian's chromium and postgresql when missing (as root), for the
 # browser tests and the shared-study tests.
-# Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X.
+# Python: the newest of SUPPORTED found on the PATH, or PYTHON=/path/to/python3.X. Of that
+# version's builds on the PATH, one with libpython linked in comes first: a distribution's
+# (Debian builds it with PGO and LTO) ran .ci/run in 0.76 of the time of pyenv's shared build
+# here (13 min 8 s against 17 min 11 s, back to back, 2026-12-02; benchmarks/RESULTS.md).
 # Installer: uv (on the PATH, else installed with pip into .tools/): the venv in 30 s where pip
 # takes 115 s (2026-11-30, this 2-core machine); INSTALLER=pip uses pip alone. Bytecode is
 # compiled at install (--compile-bytecode, 23 s of CPU-bound work): where PYTHONDONTWRITEBYTECODE
@@ -24,7 +27,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # A candidate counts only if it runs (a pyenv shim of an unselected version does not)
 # and really is a supported version.
 supported = $(1) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_info[1]}" not in "$(SUPPORTED)".split())' 2>/dev/null
-PYTHON ?= $(firstword $(foreach v,$(SUPPORTED),$(shell $(call supported,python$(v)) && echo python$(v))))
+# Every python3.X on the PATH, in PATH order (this venv's own excepted: it is rebuilt from PYTHON).
+on_path = $(filter-out $(CURDIR)/$(VENV)/%,$(foreach d,$(subst :, ,$(PATH)),$(wildcard $(d)/python$(1))))
+working = $(foreach p,$(call on_path,$(1)),$(shell $(call supported,$(p)) && echo $(p)))
+# Linked in, not loaded from libpython3.X.so (as pyenv's --enable-shared builds do; Linux only).
+static = $(foreach p,$(1),$(shell $(p) -c 'import sys; sys.exit(any("libpython" in m for m in open("/proc/self/maps")))' 2>/dev/null && echo $(p)))
+best_build = $(firstword $(call static,$(1)) $(1))
+# Probed once, when a recipe first needs it.
+PYTHON ?= $(eval PYTHON := $(firstword $(foreach v,$(SUPPORTED),$(call best_build,$(call working,$(v))))))$(PYTHON)
 INSTALLER ?= uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 # Expanded inside a recipe, so only the targets that need a Python stop (with one line) without one.

@@ -107,6 +107,53 @@ def test_make_picks_the_newest_python_that_runs(tmp_path: Path) -> None:
     assert "--require-hashes" in dry.stdout and "requirements.lock" in dry.stdout
 
 
+PROBE = (
+    "import sys; linked = not any('libpython' in m for m in open('/proc/self/maps'));"
+    "print(f'{sys.version_info[0]}.{sys.version_info[1]}', linked, sys.executable)"
+)
+
+
+def _builds_of_one_version() -> tuple[str, Path, Path]:
+    """A real interpreter with libpython linked in (a distribution's) and one that loads it
+    from libpython3.X.so (pyenv's), of one supported version: this machine's, wherever they are."""
+    places = [Path(d) / f"python3.{v}" for d in os.environ["PATH"].split(os.pathsep) for v in (11, 12, 13)]
+    places += sorted(Path.home().glob(".pyenv/versions/3.1[123]*/bin/python3.1[123]"))
+    builds: dict[tuple[str, bool], Path] = {}
+    for place in places:
+        try:
+            out = subprocess.run([place, "-c", PROBE], capture_output=True, text=True, timeout=60)
+        except OSError:
+            continue
+        if out.returncode == 0:
+            version, linked, executable = out.stdout.split()
+            builds.setdefault((version, linked == "True"), Path(executable))
+    for (version, linked), path in builds.items():
+        if linked and (version, False) in builds:
+            return f"python{version}", path, builds[(version, False)]
+    raise AssertionError(
+        f"this test needs two builds of one Python 3.11-3.13, one with libpython linked in (e.g. "
+        f"Debian's /usr/bin/python3.11) and one shared (e.g. pyenv's); found {sorted(builds)}"
+    )
+
+
+def test_make_takes_the_build_with_libpython_linked_in_wherever_it_is_on_the_path(tmp_path: Path) -> None:
+    """Both builds run the suite; the linked-in one (PGO and LTO at Debian) in less time
+    (benchmarks/RESULTS.md), so it is chosen whatever the PATH order."""
+    name, linked, shared = _builds_of_one_version()
+    folders = {}
+    for kind, target in (("linked", linked), ("shared", shared)):
+        folders[kind] = tmp_path / kind
+        folders[kind].mkdir()
+        (folders[kind] / name).symlink_to(target)
+    work = tmp_path / "work"
+    work.mkdir()
+    for order in (["shared", "linked"], ["linked", "shared"]):
+        dry = _make(work, [folders[k] for k in order], "-n", "venv", "INSTALLER=pip")
+        assert f"{folders['linked'] / name} -m venv .venv" in dry.stdout, (order, dry.stdout + dry.stderr)
+    dry = _make(work, [folders["shared"]], "-n", "venv", "INSTALLER=pip")
+    assert f"{folders['shared'] / name} -m venv .venv" in dry.stdout, dry.stdout + dry.stderr
+
+
 def test_a_python_override_that_does_not_work_is_refused(tmp_path: Path) -> None:
     proc = _make(tmp_path, [Path("/usr/bin"), Path("/bin")], "venv", "PYTHON=/bin/false")
     assert proc.returncode != 0
