@@ -4,11 +4,16 @@ one clear line (not a traceback) for any failure the user can fix."""
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from mnist_classifier.errors import PipelineError, on_sigint
 
@@ -40,6 +45,43 @@ def run_command(name: str, main: Callable[[], int | None]) -> None:
         sys.exit(1)
     if status:
         sys.exit(status)
+
+
+def run_program(name: str, main: Callable[[], int | None]) -> NoReturn:
+    """run_command() as a process's entry point (`python -m stages.train`, `mnist-predict`),
+    which then exits without Python's interpreter teardown.
+
+    Once Keras has loaded its backend, that teardown (every module and object freed one by
+    one, the backends' C++ destructors) takes about 1 s of a tiny train or evaluate stage on
+    2 cores, after every output is written and renamed into place (benchmarks/RESULTS.md,
+    2026-12-02): paid again by each stage of each `dvc exp run`, queued run and trial. What an
+    ordinary exit does that anything here relies on is done first: other threads are
+    joined, the atexit handlers run (logging's flush among them) and stdout and stderr are
+    flushed. Code that runs a stage in its own interpreter (tests, mutation testing) calls
+    run_command(), which raises SystemExit as usual.
+    """
+    try:
+        run_command(name, main)
+        status = 0
+    except SystemExit as exc:  # what sys.exit() makes of its argument
+        if exc.code is None or isinstance(exc.code, int):
+            status = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            status = 1
+    exit_now(status)
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the process with `status` the way sys.exit() would, minus the interpreter's teardown."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # what Python runs at exit before tearing down
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to deliver
+            stream.flush()
+    os._exit(status)
 
 
 def stage_paths(doc: str, *names: str) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.composition import all_param_names
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.tables import markdown_table
@@ -186,7 +186,7 @@ def main() -> None:
 
 def cli() -> None:
     """The `mnist-compare` console script."""
-    run_command("compare", main)
+    run_program("compare", main)
 
 
 if __name__ == "__main__":

@@ -203,9 +203,9 @@ def main() -> None:
 
 def cli() -> None:
     """The `mnist-params` console script."""
-    from mnist_classifier.cli import run_command
+    from mnist_classifier.cli import run_program
 
-    run_command("params", main)
+    run_program("params", main)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.files import atomic_output
 
@@ -86,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_command("demo-digits", main)
+    run_program("demo-digits", main)

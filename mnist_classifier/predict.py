@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_classifier.catalogue import load_dataset
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.config import PARAMS_FILE, fetch_params, read_params
 from mnist_classifier.decoding import read_image
 from mnist_classifier.errors import PipelineError
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli() -> None:
     """The `mnist-predict` console script."""
-    run_command("predict", main)
+    run_program("predict", main)
 
 
 if __name__ == "__main__":

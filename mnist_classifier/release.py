@@ -22,7 +22,7 @@ import argparse
 import re
 from pathlib import Path
 
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.errors import PipelineError, first_line
 from mnist_classifier.processes import checked, run
 
@@ -132,7 +132,7 @@ def main() -> None:
 
 def cli() -> None:
     """The `mnist-release` console script."""
-    run_command("release", main)
+    run_program("release", main)
 
 
 if __name__ == "__main__":

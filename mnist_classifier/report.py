@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.compare import table
 from mnist_classifier.composition import all_param_names
 from mnist_classifier.errors import PipelineError
@@ -85,7 +85,7 @@ def main() -> None:
 
 def cli() -> None:
     """The `mnist-report` console script."""
-    run_command("report", main)
+    run_program("report", main)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_classifier.classifier import Classifier, load_classifier
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.decoding import PictureTooLargeError
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.own_sets import save_picture
@@ -314,7 +314,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def cli() -> None:
     """The `mnist-serve` console script."""
-    run_command("serve", main)
+    run_program("serve", main)
 
 
 if __name__ == "__main__":

@@ -199,9 +199,9 @@ def main() -> None:
 
 def cli() -> None:
     """The `mnist-workspace` console script."""
-    from mnist_classifier.cli import run_command
+    from mnist_classifier.cli import run_program
 
-    run_command("workspace", main)
+    run_program("workspace", main)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ confusion-matrix plot) and the class probabilities the plot stage draws from.
 
 from __future__ import annotations
 
-from mnist_classifier.cli import run_command, stage_paths
+from mnist_classifier.cli import run_program, stage_paths
 from mnist_classifier.config import evaluate_params, read_params
 from mnist_classifier.evaluation import predict_probs, score, score_own_sets, test_loss, write_outputs
 from mnist_classifier.files import load_npz, load_own_tests
@@ -36,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_command("evaluate", main)
+    run_program("evaluate", main)

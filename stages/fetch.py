@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from mnist_classifier.catalogue import load_dataset
-from mnist_classifier.cli import run_command, stage_paths
+from mnist_classifier.cli import run_program, stage_paths
 from mnist_classifier.config import fetch_params, read_params
 from mnist_classifier.download import DEFAULT_TIMEOUT_S, fetch
 from mnist_classifier.errors import PipelineError
@@ -27,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_command("fetch", main)
+    run_program("fetch", main)

@@ -8,7 +8,7 @@ test images). No TensorFlow here: it works from the evaluate stage's probabiliti
 
 from __future__ import annotations
 
-from mnist_classifier.cli import run_command, stage_paths
+from mnist_classifier.cli import run_program, stage_paths
 from mnist_classifier.config import plot_params, read_params
 from mnist_classifier.files import atomic_output, load_npz
 from mnist_classifier.plots import make_figures
@@ -25,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_command("plot", main)
+    run_program("plot", main)

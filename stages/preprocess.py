@@ -7,7 +7,7 @@ The split (seeded, stratified) and the format are mnist_classifier.dataset's.
 from __future__ import annotations
 
 from mnist_classifier.catalogue import load_dataset, load_own_set
-from mnist_classifier.cli import run_command, stage_paths
+from mnist_classifier.cli import run_program, stage_paths
 from mnist_classifier.config import preprocess_params, read_params
 from mnist_classifier.dataset import preprocess
 
@@ -21,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_command("preprocess", main)
+    run_program("preprocess", main)

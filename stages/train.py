@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from mnist_classifier.backend import limit_threads, use_keras_backend
-from mnist_classifier.cli import run_command, stage_paths
+from mnist_classifier.cli import run_program, stage_paths
 from mnist_classifier.config import read_params, train_params
 from mnist_classifier.files import atomic_output, load_npz
 from mnist_classifier.imports import load
@@ -41,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_command("train", main)
+    run_program("train", main)

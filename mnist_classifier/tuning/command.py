@@ -40,7 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mnist_classifier import processes
-from mnist_classifier.cli import run_command
+from mnist_classifier.cli import run_program
 from mnist_classifier.errors import PipelineError
 from mnist_classifier.tuning.search_space import STUDY_NAME, TUNE_FILE, load_settings
 from mnist_classifier.tuning.study import JOURNAL, check_names, finished, open_storage, open_study, shown
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def cli() -> None:
     """The `mnist-tune` console script."""
-    run_command("tune", main)
+    run_program("tune", main)
 
 
 if __name__ == "__main__":

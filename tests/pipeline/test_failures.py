@@ -375,10 +375,12 @@ def test_train_rejects_params_before_importing_tensorflow(project: Path) -> None
     """The real train stage's main(), in one interpreter: it exits on the param, TF never loaded."""
     set_params(project / "params.yaml", epochs="ten")
     code = (
-        "import runpy, sys\n"
+        "import sys\n"
         f"sys.argv = {stage_command('train')[2:]!r}\n"
+        "from mnist_classifier.cli import run_command\n"
+        "from stages import train\n"
         "try:\n"
-        "    runpy.run_module('stages.train', run_name='__main__')\n"
+        "    run_command('train', train.main)  # what `python -m stages.train` runs, then exits\n"
         "except SystemExit as exc:\n"
         "    print('exit', exc.code)\n"
         "from mnist_classifier.config import read_params, train_params\n"

@@ -6,6 +6,7 @@ import ast
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import yaml
 from mnist_classifier import catalogue, config, dataset, evaluation, inference, networks, plots, training
 from mnist_classifier.errors import PipelineError
 from stages import plot
+from tests.support.commands import run, tool_env
 from tests.support.data import idx_bytes, synthetic_digits
 from tests.support.params import default_params, make_train_params
 from tests.support.paths import ROOT
@@ -395,6 +397,51 @@ def test_run_stage_exit_codes_and_messages(
         assert seen[-1] == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+PROGRAM = """
+import atexit, sys, threading, time
+from pathlib import Path
+from mnist_classifier.cli import run_program
+from mnist_classifier.errors import PipelineError
+
+class TornDown:
+    def __del__(self):
+        print("torn down", flush=True)
+
+kept = TornDown()  # Python's teardown at exit would call its __del__
+atexit.register(lambda: Path("atexit.txt").write_text("ran"))
+
+def late():
+    time.sleep(0.5)
+    Path("thread.txt").write_text("done")
+
+def main():
+    threading.Thread(target=late).start()
+    print("answer", end="")  # no newline: still in stdout's buffer when main returns
+    if sys.argv[1] == "bad":
+        raise PipelineError("x.yaml is wrong; fix it.")
+    return int(sys.argv[1])
+
+run_program("demo", main)
+"""
+
+
+@pytest.mark.parametrize(
+    "arg, status, err",
+    [("0", 0, ""), ("3", 3, ""), ("bad", 1, "demo: error: x.yaml is wrong; fix it.\n")],
+    ids=["done", "some refused", "bad input"],
+)
+def test_a_program_exits_as_sys_exit_would_but_without_the_interpreters_teardown(
+    tmp_path: Path, arg: str, status: int, err: str
+) -> None:
+    """run_program(): the status, all output, the atexit handlers and other threads' work, as
+    an ordinary exit gives them; not the teardown (a global's __del__ never runs)."""
+    env = {k: v for k, v in tool_env().items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as by default
+    proc = run(tmp_path, sys.executable, "-c", PROGRAM, arg, env=env, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (status, "answer", err)
+    assert (tmp_path / "atexit.txt").read_text() == "ran"
+    assert (tmp_path / "thread.txt").read_text() == "done"
 
 
 @pytest.mark.parametrize("value", [5, "", None])
