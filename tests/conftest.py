@@ -152,3 +152,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         ordered += share + fast[:take]
         fast = fast[take:]
     items[:] = ordered + fast
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A pytest-xdist worker ends here without the interpreter's teardown, as the project's
+    commands do (mnist_classifier.cli.exit_now): its results went to the controller with
+    pytest_sessionfinish, and with Keras, TensorFlow and JAX loaded the teardown outlasted
+    xdist's 10 s wait for a worker to exit, 14 s of every run's end (benchmarks/RESULTS.md)."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        from mnist_classifier.cli import exit_now
+
+        exit_now(0)
