@@ -55,10 +55,11 @@ def run_program(name: str, main: Callable[[], int | None]) -> NoReturn:
     one, the backends' C++ destructors) takes about 1 s of a tiny train or evaluate stage on
     2 cores, after every output is written and renamed into place (benchmarks/RESULTS.md,
     2026-12-02): paid again by each stage of each `dvc exp run`, queued run and trial. What an
-    ordinary exit does that anything here relies on is done first: other threads are
-    joined, the atexit handlers run (logging's flush among them) and stdout and stderr are
-    flushed. Code that runs a stage in its own interpreter (tests, mutation testing) calls
-    run_command(), which raises SystemExit as usual.
+    ordinary exit does that anything here relies on is done first, in Python's order:
+    threading's exit hooks run and other threads are joined, then the atexit handlers
+    (logging's flush among them), then stdout and stderr are flushed. Code that runs a stage
+    in its own interpreter (tests, mutation testing) calls run_command(), which raises
+    SystemExit as usual.
     """
     try:
         run_command(name, main)
@@ -74,10 +75,10 @@ def run_program(name: str, main: Callable[[], int | None]) -> NoReturn:
 
 def exit_now(status: int) -> NoReturn:
     """End the process with `status` the way sys.exit() would, minus the interpreter's teardown."""
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # what Python runs at exit before tearing down
+    # Python's own exit, up to its teardown: threading's exit hooks (a thread pool's idle
+    # workers are told to stop) and a wait for every non-daemon thread, then the atexit handlers.
+    threading._shutdown()
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to deliver
             stream.flush()

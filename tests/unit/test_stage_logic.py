@@ -401,6 +401,7 @@ def test_run_stage_exit_codes_and_messages(
 
 PROGRAM = """
 import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from mnist_classifier.cli import run_program
 from mnist_classifier.errors import PipelineError
@@ -410,6 +411,7 @@ class TornDown:
         print("torn down", flush=True)
 
 kept = TornDown()  # Python's teardown at exit would call its __del__
+pool = ThreadPoolExecutor(1)  # left open: its idle worker stops only when told to at exit
 atexit.register(lambda: Path("atexit.txt").write_text("ran"))
 
 def late():
@@ -418,6 +420,7 @@ def late():
 
 def main():
     threading.Thread(target=late).start()
+    pool.submit(print, end="").result()
     print("answer", end="")  # no newline: still in stdout's buffer when main returns
     if sys.argv[1] == "bad":
         raise PipelineError("x.yaml is wrong; fix it.")
@@ -436,9 +439,10 @@ def test_a_program_exits_as_sys_exit_would_but_without_the_interpreters_teardown
     tmp_path: Path, arg: str, status: int, err: str
 ) -> None:
     """run_program(): the status, all output, the atexit handlers and other threads' work, as
-    an ordinary exit gives them; not the teardown (a global's __del__ never runs)."""
+    an ordinary exit gives them (a thread pool left open does not hang it); not the teardown
+    (a global's __del__ never runs)."""
     env = {k: v for k, v in tool_env().items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as by default
-    proc = run(tmp_path, sys.executable, "-c", PROGRAM, arg, env=env, check=False)
+    proc = run(tmp_path, sys.executable, "-c", PROGRAM, arg, env=env, check=False, timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (status, "answer", err)
     assert (tmp_path / "atexit.txt").read_text() == "ran"
     assert (tmp_path / "thread.txt").read_text() == "done"
