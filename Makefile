@@ -31,8 +31,8 @@ supported = $(1) -c 'import sys; sys.exit(f"{sys.version_info[0]}.{sys.version_i
 on_path = $(filter-out $(CURDIR)/$(VENV)/%,$(foreach d,$(subst :, ,$(PATH)),$(wildcard $(d)/python$(1))))
 working = $(foreach p,$(call on_path,$(1)),$(shell $(call supported,$(p)) && echo $(p)))
 # Linked in, not loaded from libpython3.X.so (as pyenv's --enable-shared builds do; Linux only).
-static = $(foreach p,$(1),$(shell $(p) -c 'import sys; sys.exit(any("libpython" in m for m in open("/proc/self/maps")))' 2>/dev/null && echo $(p)))
-best_build = $(firstword $(call static,$(1)) $(1))
+linked_in = $(foreach p,$(1),$(shell $(p) -c 'import sys; sys.exit(any("libpython" in m for m in open("/proc/self/maps")))' 2>/dev/null && echo $(p)))
+best_build = $(firstword $(call linked_in,$(1)) $(1))
 # Probed once, when a recipe first needs it.
 PYTHON ?= $(eval PYTHON := $(firstword $(foreach v,$(SUPPORTED),$(call best_build,$(call working,$(v))))))$(PYTHON)
 INSTALLER ?= uv
