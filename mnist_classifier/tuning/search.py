@@ -133,15 +133,21 @@ class Search:
             optuna.storages.fail_stale_trials(self.study)
 
     def stop(self, why: str) -> None:
-        """Stop every running trial (DVC cleans up on SIGINT) and record it as failed, cut."""
+        """Stop every running trial (DVC cleans up on SIGINT) and record it as failed, cut,
+        unless it had finished: then it is kept as any finished trial is."""
         for run in self.running.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(run.proc.pid, signal.SIGINT)
         for number, run in list(self.running.items()):
             trials.stop_group(run.proc.pid, signal.SIGINT, wait_s=30, leader=run.proc)
             run.proc.wait()
-            run.trial.set_user_attr("cut", why)
-            self.held[number] = (run.trial, Outcome("FAIL"))
+            outcome = trials.judge_stopped(run, why, self.score)
+            if outcome.state == "FAIL":
+                run.trial.set_user_attr("cut", why)
+            else:
+                run.trial.set_user_attr("outcome", outcome.record())
+                print(f"tune: trial {number} ({run.name}) {outcome.line}", flush=True)
+            self.held[number] = (run.trial, outcome)
         self.running.clear()
         self.tell(upto=float("inf"))
 

@@ -163,6 +163,22 @@ def judge(
     return Outcome("FAIL", None, seconds, f"failed: {why} (log: {run.log})")
 
 
+def judge_stopped(
+    run: Running, why: str, score: Callable[[str], float | None] = validation_accuracy
+) -> Outcome:
+    """What a trial the search stopped came to. It may have finished as it was stopped: it
+    ended between two polls, or DVC had saved its experiment and was cleaning up. Its
+    experiment is then kept, so it counts as finished, as `recover` counts one (CI once cut
+    such a trial, and its experiment was kept beside a failed trial and ran again)."""
+    seconds = round(time.monotonic() - run.started, 1)
+    if run.pruned:
+        return Outcome("PRUNED", run.last_value, seconds, f"pruned after {run.epochs_seen} epochs")
+    if (value := score(run.ref)) is not None:
+        line = f"validation accuracy {value:.4f}, finished as it was stopped"
+        return Outcome("COMPLETE", value, seconds, line)
+    return Outcome("FAIL", None, seconds, f"cut: {why}")
+
+
 def push(remote: str, name: str) -> str | None:
     """Send an experiment, its outputs and the run cache to the git and DVC remotes; None when done."""
     proc = processes.run("dvc", "--wait-for-lock", "exp", "push", "--run-cache", remote, name)

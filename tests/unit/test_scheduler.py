@@ -132,6 +132,26 @@ def test_stopping_cuts_the_running_trials_and_tells_them_failed() -> None:
     assert not run.running and not run.held
 
 
+def test_a_trial_that_finished_before_the_stop_is_kept_not_cut(capsys: pytest.CaptureFixture) -> None:
+    """Ctrl-C between a trial's end and the scheduler's next look at it: its experiment was
+    saved, so it counts as finished (CI once cut such a trial; its experiment was kept beside a
+    failed trial, and the resumed search ran another in its place)."""
+    run, _ = search(trials=4, jobs=2, seconds={0: 0.1, 1: 60})
+    run.start()
+    run.start()
+    run.running[0].proc.wait()  # finished, not yet polled
+    run.stop("interrupted")
+    trials = run.study.get_trials()
+    assert [(t.state.name, t.value, t.user_attrs.get("cut")) for t in trials] == [
+        ("COMPLETE", 0.0, None),
+        ("FAIL", None, "interrupted"),
+    ]
+    assert trials[0].user_attrs["outcome"] == {"state": "COMPLETE", "value": 0.0}
+    out = capsys.readouterr().out
+    assert "tune: trial 0 (s-0) validation accuracy 0.0000, finished as it was stopped" in out
+    assert run.done() == 1
+
+
 def test_a_killed_searchs_trials_are_settled_from_what_was_recorded() -> None:
     import optuna
 
