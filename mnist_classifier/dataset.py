@@ -21,7 +21,7 @@ import numpy as np
 from mnist_classifier.catalogue import Dataset, OwnSet
 from mnist_classifier.config import Mix
 from mnist_classifier.errors import PipelineError
-from mnist_classifier.files import atomic_output
+from mnist_classifier.files import atomic_output, write_npz
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 
@@ -161,5 +161,5 @@ def preprocess(
     with atomic_output(out_dir, directory=True) as tmp:
         for name, (x, y) in features.items():
             extra = {"w": weights} if name == "train" and weights is not None else {}
-            np.savez(tmp / f"{name}.npz", x=x, y=y, classes=classes, **extra)
-        np.savez(tmp / "own_test.npz", classes=classes, **own_test)
+            write_npz(tmp / f"{name}.npz", x=x, y=y, classes=classes, **extra)
+        write_npz(tmp / "own_test.npz", classes=classes, **own_test)

@@ -122,10 +122,30 @@ def load_npz(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) 
         ) from None
 
 
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez's format (a zip of one uncompressed .npy per array; uncompressed: loading speed
+    beats disk here), but the same bytes on every Python.
+
+    np.savez asks zipfile for zip64 headers on every member (`force_zip64`), and what those
+    look like changed in a CPython bug-fix release: 3.11.2 and 3.11.7 wrote different files from
+    the same arrays. DVC hashes bytes, so the processed data's hash, and every run-cache entry
+    downstream of it, depended on the teammate's Python. Here zipfile chooses zip64 itself, only
+    for an array that needs it (about 2 GiB); smaller ones get the plain headers every version
+    writes alike.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, value in arrays.items():
+            array = np.asanyarray(value)
+            member = zipfile.ZipInfo(f"{name}.npy")  # dated 1980-01-01, as np.savez's: no clock in it
+            member.file_size = array.nbytes  # what zipfile decides zip64 by
+            with archive.open(member, "w") as out:
+                np.lib.format.write_array(out, array, allow_pickle=False)
+
+
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write arrays to `path` atomically (uncompressed: loading speed beats disk here)."""
+    """Write arrays to `path` atomically (`write_npz`)."""
     with atomic_output(path) as tmp:
-        np.savez(tmp, **arrays)
+        write_npz(tmp, **arrays)
 
 
 def load_own_tests(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

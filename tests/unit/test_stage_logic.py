@@ -309,6 +309,36 @@ def test_load_npz_says_what_is_wrong_and_what_to_do(tmp_path: Path) -> None:
         load_npz(tmp_path / "c.npz", ("x",))
 
 
+def test_an_npz_is_the_same_bytes_on_every_python_and_reads_back(tmp_path: Path) -> None:
+    """DVC hashes the processed data's bytes: np.savez's zip64 headers came out differently on
+    CPython 3.11.2 and 3.11.7, so teammates on different Pythons shared no run-cache entry
+    downstream of preprocess. Small members get the plain headers (version 20, no extra field)
+    that every CPython from 3.10 to 3.13 on this machine writes alike, and the bytes are pinned:
+    a change here (or in numpy's .npy header) changes every processed file's hash."""
+    import hashlib
+    import struct
+    import zipfile
+
+    from mnist_classifier.files import load_npz, save_npz
+
+    arrays = {
+        "x": np.arange(12, dtype=np.uint8).reshape(3, 4),
+        "y": np.eye(3, dtype=np.float32),
+        "classes": np.array(list("abc")),
+    }
+    save_npz(tmp_path / "a.npz", **arrays)
+    data = (tmp_path / "a.npz").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.npz") as archive:
+        for member in archive.infolist():
+            header = data[member.header_offset : member.header_offset + 30]
+            version, extra = struct.unpack("<H", header[4:6])[0], struct.unpack("<H", header[28:30])[0]
+            assert (member.filename, version, extra) == (member.filename, 20, 0)
+    assert hashlib.md5(data).hexdigest() == "42195dc25d1f22b7b0781d40583e2065"
+    back = load_npz(tmp_path / "a.npz", tuple(arrays))
+    assert all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in arrays.items())
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # written under a temporary name
+
+
 def test_load_model_refuses_a_lambda_layer_without_running_it(tmp_path: Path) -> None:
     """safe_mode: a .keras file whose Lambda layer would run code is refused, in-process."""
     import keras
