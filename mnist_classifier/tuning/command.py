@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     baseline = head.stdout.strip()
     storage = open_storage(args.storage)
     study = open_study(settings, storage)
-    for note in recover(study):
+    for note in recover(study, args.push):
         print(f"tune: {note}", flush=True)
     check_names(settings, study, baseline)
     left = max(0, trials - len(finished(study)))

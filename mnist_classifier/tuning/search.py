@@ -147,6 +147,8 @@ class Search:
             else:
                 run.trial.set_user_attr("outcome", outcome.record())
                 print(f"tune: trial {number} ({run.name}) {outcome.line}", flush=True)
+                if self.push_to and outcome.state == "COMPLETE":  # shared, as any finished trial is
+                    self.push(self.push_to, run.name)
             self.held[number] = (run.trial, outcome)
         self.running.clear()
         self.tell(upto=float("inf"))

@@ -169,7 +169,8 @@ def judge_stopped(
     """What a trial the search stopped came to. It may have finished as it was stopped: it
     ended between two polls, or DVC had saved its experiment and was cleaning up. Its
     experiment is then kept, so it counts as finished, as `recover` counts one (CI once cut
-    such a trial, and its experiment was kept beside a failed trial and ran again)."""
+    such a trial: its experiment stayed beside a failed trial, and the resumed search ran
+    another in its place)."""
     seconds = round(time.monotonic() - run.started, 1)
     if run.pruned:
         return Outcome("PRUNED", run.last_value, seconds, f"pruned after {run.epochs_seen} epochs")
@@ -215,10 +216,12 @@ def stop_group(
         os.killpg(pgid, signal.SIGKILL)
 
 
-def recover(study: optuna.Study) -> list[str]:
+def recover(study: optuna.Study, push_to: str | None = None) -> list[str]:
     """Settle this machine's trials left running by a search that was killed: each becomes
     finished (its result was recorded, or its experiment exists) or failed. Trials of a live
-    search, here or on another machine, are left alone."""
+    search, here or on another machine, are left alone. With `push_to`, each one found
+    finished is pushed as the search pushes a finished trial: the killed search may not have
+    (the study, shared, would name an experiment no other machine could pull)."""
     import optuna
 
     host, notes = socket.gethostname(), []
@@ -238,6 +241,8 @@ def recover(study: optuna.Study) -> list[str]:
         notes.append(
             f"trial {trial.number} ({attrs['experiment']}), left by a killed search: {outcome.state.lower()}"
         )
+        if push_to and outcome.state == "COMPLETE" and (problem := push(push_to, attrs["experiment"])):
+            notes.append(f"warning: `dvc exp push {push_to} {attrs['experiment']}` failed: {problem}")
     return notes
 
 

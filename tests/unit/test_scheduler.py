@@ -21,6 +21,7 @@ from mnist_classifier.errors import PipelineError
 from mnist_classifier.tuning.search import Search
 from mnist_classifier.tuning.search_space import Dimension, Param, Settings
 from mnist_classifier.tuning.trials import recover
+from tests.support.commands import git
 from tests.support.paths import ROOT
 
 # A trial: logs its start and end, sleeps, writes its score, exits with the code it is given.
@@ -282,3 +283,68 @@ def test_a_killed_trials_workspace_is_found_by_dvcs_own_record_and_nothing_else_
     remove_workspace("cut-3")
     remove_workspace("never-ran")
     assert outside.is_dir() and named_inside.is_dir() and copy.is_dir()
+
+
+def test_a_finished_trial_is_pushed_when_ctrl_c_or_a_kill_came_before_its_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--push`, every finished trial reaches the remotes, also one that finished as
+    Ctrl-C came (the stop keeps it) and one whose search was killed between recording it and
+    pushing it (the next search's recover settles it): otherwise the study, shared, would name
+    an experiment no other machine could pull. Real `dvc exp run --temp` on a one-stage
+    pipeline, a bare git remote and a local DVC remote."""
+    import optuna
+
+    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(key, "t")
+    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(key, "t@t")
+    proj, bare = tmp_path / "proj", tmp_path / "origin.git"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(proj, "init", "-q")
+    git(proj, "remote", "add", "origin", str(bare))
+    stage = {"stages": {"s": {"cmd": "python -c \"open('out.txt', 'w').write('1')\"", "outs": ["out.txt"]}}}
+    Path("dvc.yaml").write_text(json.dumps(stage))
+    dvc = [sys.executable, "-m", "dvc"]
+    for args in (
+        ["init", "-q"],
+        ["remote", "add", "-d", "store", str(tmp_path / "store")],
+    ):
+        subprocess.run(dvc + args, check=True, capture_output=True)
+    git(proj, "add", "-A")
+    git(proj, "commit", "-q", "-m", "a one-stage pipeline")
+    git(proj, "push", "-q", "origin", "HEAD")
+    baseline = git(proj, "rev-parse", "HEAD").strip()
+
+    def pushed() -> set[str]:
+        return {
+            line.rsplit("/", 1)[1] for line in git(proj, "ls-remote", "origin", "refs/exps/*").splitlines()
+        }
+
+    def command(name: str, overrides: list[str]) -> list[str]:
+        return [*dvc, "exp", "run", "--temp", "-n", name]
+
+    def exists(ref: str) -> float | None:
+        found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], capture_output=True)
+        return 1.0 if found.returncode == 0 else None
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, direction="maximize")
+    run = Search(settings(2), study, storage, 2, 1, baseline, "origin", command=command, score=exists)
+    run.start()
+    assert run.running[0].proc.wait(timeout=120) == 0  # finished, not yet polled: then Ctrl-C
+    run.stop("interrupted")
+    assert study.get_trials()[0].state.name == "COMPLETE" and pushed() == {"s-0"}
+
+    # A search killed after recording trial 1's result, before pushing it.
+    subprocess.run([*command("s-1", []), "-q"], check=True, capture_output=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial = study.ask()
+    attrs = {"host": socket.gethostname(), "pid": dead.pid, "baseline": baseline, "experiment": "s-1"}
+    for key, value in {**attrs, "outcome": {"state": "COMPLETE", "value": 1.0}}.items():
+        trial.set_user_attr(key, value)
+    assert recover(study, "origin") == ["trial 1 (s-1), left by a killed search: complete"]
+    assert pushed() == {"s-0", "s-1"}
