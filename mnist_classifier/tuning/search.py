@@ -114,13 +114,12 @@ class Search:
                     )
                 continue
             self.failed_in_a_row = 0
-            if self.push_to and outcome.state == "COMPLETE":
-                self.push(self.push_to, run.name)
+            self.share(run.name, outcome)
 
-    def push(self, remote: str, name: str) -> None:
-        """Share a finished trial; a failed push is a warning: the trial itself is done."""
-        if problem := trials.push(remote, name):
-            print(f"tune: warning: `dvc exp push {remote} {name}` failed: {problem}", flush=True)
+    def share(self, name: str, outcome: Outcome) -> None:
+        """With `--push`, send a finished trial to the remotes; a failed push is a warning."""
+        if warning := trials.share(self.push_to, name, outcome):
+            print(f"tune: {warning}", flush=True)
 
     def heartbeat(self) -> None:
         """Database storages: tell the study this machine's trials are alive; fail other
@@ -140,15 +139,13 @@ class Search:
                 os.killpg(run.proc.pid, signal.SIGINT)
         for number, run in list(self.running.items()):
             trials.stop_group(run.proc.pid, signal.SIGINT, wait_s=30, leader=run.proc)
-            run.proc.wait()
-            outcome = trials.judge_stopped(run, why, self.score)
+            outcome = trials.judge(run, run.proc.wait(), self.score, cut=why)
             if outcome.state == "FAIL":
                 run.trial.set_user_attr("cut", why)
             else:
                 run.trial.set_user_attr("outcome", outcome.record())
                 print(f"tune: trial {number} ({run.name}) {outcome.line}", flush=True)
-                if self.push_to and outcome.state == "COMPLETE":  # shared, as any finished trial is
-                    self.push(self.push_to, run.name)
+                self.share(run.name, outcome)
             self.held[number] = (run.trial, outcome)
         self.running.clear()
         self.tell(upto=float("inf"))

@@ -150,40 +150,43 @@ def follow_epochs(run: Running) -> None:
 
 
 def judge(
-    run: Running, returncode: int, score: Callable[[str], float | None] = validation_accuracy
+    run: Running,
+    returncode: int,
+    score: Callable[[str], float | None] = validation_accuracy,
+    cut: str | None = None,
 ) -> Outcome:
-    """What a trial that has ended came to; `score` reads its objective from its experiment."""
+    """What a trial that has ended came to; `score` reads its objective from its experiment.
+
+    `cut`: why the search stopped it. It may have finished as it was stopped (it ended between
+    two polls, or DVC had saved its experiment and was cleaning up): its experiment is then
+    kept, so it counts as finished, as `recover` counts one (CI once cut such a trial: its
+    experiment stayed beside a failed trial, and the resumed search ran another in its place).
+    """
     seconds = round(time.monotonic() - run.started, 1)
     if run.pruned:
         return Outcome("PRUNED", run.last_value, seconds, f"pruned after {run.epochs_seen} epochs")
-    if returncode == 0 and (value := score(run.ref)) is not None:
-        return Outcome("COMPLETE", value, seconds, f"validation accuracy {value:.4f}")
+    if (returncode == 0 or cut) and (value := score(run.ref)) is not None:
+        line = f"validation accuracy {value:.4f}" + (", finished as it was stopped" if cut else "")
+        return Outcome("COMPLETE", value, seconds, line)
+    if cut:
+        return Outcome("FAIL", None, seconds, f"cut: {cut}")
     lines = [x for x in run.log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
     why = lines[-1].strip() if returncode else "it ran, but left no validation accuracy"
     return Outcome("FAIL", None, seconds, f"failed: {why} (log: {run.log})")
 
 
-def judge_stopped(
-    run: Running, why: str, score: Callable[[str], float | None] = validation_accuracy
-) -> Outcome:
-    """What a trial the search stopped came to. It may have finished as it was stopped: it
-    ended between two polls, or DVC had saved its experiment and was cleaning up. Its
-    experiment is then kept, so it counts as finished, as `recover` counts one (CI once cut
-    such a trial: its experiment stayed beside a failed trial, and the resumed search ran
-    another in its place)."""
-    seconds = round(time.monotonic() - run.started, 1)
-    if run.pruned:
-        return Outcome("PRUNED", run.last_value, seconds, f"pruned after {run.epochs_seen} epochs")
-    if (value := score(run.ref)) is not None:
-        line = f"validation accuracy {value:.4f}, finished as it was stopped"
-        return Outcome("COMPLETE", value, seconds, line)
-    return Outcome("FAIL", None, seconds, f"cut: {why}")
-
-
-def push(remote: str, name: str) -> str | None:
-    """Send an experiment, its outputs and the run cache to the git and DVC remotes; None when done."""
+def share(remote: str | None, name: str, outcome: Outcome) -> str | None:
+    """Push a finished trial (`--push REMOTE`): its experiment, its outputs and the run cache,
+    to the git and DVC remotes. A warning line when the push failed: the trial itself is done,
+    and `dvc exp push` can send it later."""
+    if remote is None or outcome.state != "COMPLETE":
+        return None
     proc = processes.run("dvc", "--wait-for-lock", "exp", "push", "--run-cache", remote, name)
-    return None if proc.returncode == 0 else processes.error_line(proc)
+    return (
+        None
+        if proc.returncode == 0
+        else f"warning: `dvc exp push {remote} {name}` failed: {processes.error_line(proc)}"
+    )
 
 
 def alive(pid: int) -> bool:
@@ -241,8 +244,8 @@ def recover(study: optuna.Study, push_to: str | None = None) -> list[str]:
         notes.append(
             f"trial {trial.number} ({attrs['experiment']}), left by a killed search: {outcome.state.lower()}"
         )
-        if push_to and outcome.state == "COMPLETE" and (problem := push(push_to, attrs["experiment"])):
-            notes.append(f"warning: `dvc exp push {push_to} {attrs['experiment']}` failed: {problem}")
+        if warning := share(push_to, attrs["experiment"], outcome):
+            notes.append(warning)
     return notes
 
 
